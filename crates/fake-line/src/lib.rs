@@ -1,0 +1,1 @@
+//! Fake LINE Messaging API.

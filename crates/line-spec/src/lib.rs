@@ -1,0 +1,1 @@
+//! LINE OpenAPI spec validation.

@@ -1,0 +1,1 @@
+//! segcast core library.
