@@ -1,0 +1,171 @@
+//! What marketers register — contents, segments, channels — and campaigns, stored as Datastore entities, plus
+//! the per-batch and per-round state the pipeline keeps there (dedupe records, fan-out checkpoints, parked
+//! batches of paused campaigns).
+
+use crate::domain::{Batch, Campaign, CampaignId, ChannelId, ContentId, Messages, ParseError, SegmentId};
+use crate::gcp::datastore::{Datastore, Doc, Indexed};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Content {
+    pub id: ContentId,
+    pub name: String,
+    pub messages: Messages,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Segment {
+    pub id: SegmentId,
+    pub name: String,
+    /// A single read-only SELECT returning a `user_id` column (plus columns for personalisation).
+    pub sql: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+impl Segment {
+    /// Checks what can be checked without BigQuery: one statement, a SELECT (or WITH), no scripting.
+    /// The console additionally dry-runs it in BigQuery before saving.
+    pub fn parse_sql(sql: &str) -> Result<String, ParseError> {
+        let trimmed = sql.trim().trim_end_matches(';').trim();
+        let lower = trimmed.to_ascii_lowercase();
+        if trimmed.is_empty() {
+            return Err(ParseError::new("sql", "the segment SQL is empty"));
+        }
+        if !(lower.starts_with("select") || lower.starts_with("with")) {
+            return Err(ParseError::new("sql", "a segment is one SELECT statement (it may start with WITH)"));
+        }
+        if trimmed.contains(';') {
+            return Err(ParseError::new("sql", "a segment is one statement: remove the ';' inside it"));
+        }
+        Ok(trimmed.to_owned())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Channel {
+    pub id: ChannelId,
+    pub name: String,
+}
+
+impl Doc for Content {
+    const KIND: &'static str = "Content";
+    fn key(&self) -> String {
+        self.id.to_string()
+    }
+}
+
+impl Doc for Segment {
+    const KIND: &'static str = "Segment";
+    fn key(&self) -> String {
+        self.id.to_string()
+    }
+}
+
+impl Doc for Channel {
+    const KIND: &'static str = "Channel";
+    fn key(&self) -> String {
+        self.id.to_string()
+    }
+}
+
+impl Doc for Campaign {
+    const KIND: &'static str = "Campaign";
+    fn key(&self) -> String {
+        self.id.to_string()
+    }
+    fn indexed(&self) -> Vec<(&'static str, Indexed)> {
+        vec![
+            ("needs_scheduler", Indexed::Bool(self.needs_scheduler())),
+            ("status", Indexed::Str(self.status.as_str().to_owned())),
+        ]
+    }
+}
+
+/// The dedupe record of a batch: written once the batch's outcomes are logged.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BatchDone {
+    pub batch_id: String,
+    pub campaign_id: CampaignId,
+    pub round: u32,
+    pub delivered: u64,
+    pub failed: u64,
+    pub retryable: u64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub done_at: OffsetDateTime,
+}
+
+impl Doc for BatchDone {
+    const KIND: &'static str = "BatchDone";
+    fn key(&self) -> String {
+        self.batch_id.clone()
+    }
+    fn indexed(&self) -> Vec<(&'static str, Indexed)> {
+        vec![("campaign_id", Indexed::Str(self.campaign_id.to_string()))]
+    }
+}
+
+/// A batch that arrived while its campaign was paused; re-published on resume.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ParkedBatch {
+    pub batch: Batch,
+}
+
+impl Doc for ParkedBatch {
+    const KIND: &'static str = "ParkedBatch";
+    fn key(&self) -> String {
+        self.batch.id.to_string()
+    }
+    fn indexed(&self) -> Vec<(&'static str, Indexed)> {
+        vec![("campaign_id", Indexed::Str(self.batch.campaign_id.to_string()))]
+    }
+}
+
+/// How far the fan-out of a round got: everything before (`file`, `byte_offset`) is published.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FanoutCheckpoint {
+    /// `<campaign>.r<round>`
+    pub key: String,
+    pub file: usize,
+    pub byte_offset: u64,
+    pub line: u64,
+    pub batches: u64,
+    pub recipients: u64,
+    pub done: bool,
+}
+
+impl FanoutCheckpoint {
+    pub fn key_for(campaign: &CampaignId, round: u32) -> String {
+        format!("{campaign}.r{round}")
+    }
+}
+
+impl Doc for FanoutCheckpoint {
+    const KIND: &'static str = "FanoutCheckpoint";
+    fn key(&self) -> String {
+        self.key.clone()
+    }
+}
+
+/// Sums the dedupe records of a campaign: live progress by recipients settled (not batches published).
+pub async fn progress(ds: &Datastore, campaign: &CampaignId) -> anyhow::Result<(u64, u64, u64)> {
+    let done: Vec<BatchDone> = ds.query_eq("campaign_id", Indexed::Str(campaign.to_string())).await?;
+    Ok(done.iter().fold((0, 0, 0), |(d, f, r), b| (d + b.delivered, f + b.failed, r + b.retryable)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Segment;
+
+    #[test]
+    fn segment_sql_must_be_one_select() {
+        assert!(Segment::parse_sql("SELECT user_id FROM t;").is_ok());
+        assert!(Segment::parse_sql("WITH a AS (SELECT 1) SELECT * FROM a").is_ok());
+        for bad in ["", "DELETE FROM t", "SELECT 1; DROP TABLE t", "EXPORT DATA OPTIONS() AS SELECT 1"] {
+            assert!(Segment::parse_sql(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+}

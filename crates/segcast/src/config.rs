@@ -1,0 +1,200 @@
+//! Settings from the environment (12-factor, as Cloud Run expects).
+//!
+//! This is the one place that maps the emulator variables (`PUBSUB_EMULATOR_HOST`, `DATASTORE_EMULATOR_HOST`,
+//! `STORAGE_EMULATOR_HOST`, `BIGQUERY_EMULATOR_HOST`) onto endpoints: Google's Rust crates read none of them, and
+//! talking to an emulator needs both its `http://` endpoint and anonymous credentials.
+
+use anyhow::{Context, bail};
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// Where each Google service is. `None` means the real service with Application Default Credentials.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Endpoints {
+    pub pubsub: Option<String>,
+    pub datastore: Option<String>,
+    pub storage: Option<String>,
+    pub bigquery: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub project_id: String,
+    pub endpoints: Endpoints,
+    /// Datastore namespace ("" = default). Lets several deployments (or tests) share one Datastore.
+    pub namespace: String,
+    /// BigQuery dataset holding targets, logs and views.
+    pub dataset: String,
+    /// Bucket for segment exports.
+    pub bucket: String,
+    /// Number of delivery topics the fan-out spreads batches over (the seed used 10).
+    pub delivery_topics: usize,
+    /// Delivery topics are `<prefix>-0 .. <prefix>-<N-1>`; their push subscriptions add `-push`.
+    pub topic_prefix: String,
+    /// Topic carrying delivery-log rows to BigQuery.
+    pub log_topic: String,
+    pub line: LineSettings,
+    pub delivery: DeliverySettings,
+}
+
+#[derive(Debug, Clone)]
+pub struct LineSettings {
+    pub base_url: String,
+    /// Per-channel request limits (requests per second) segcast keeps to.
+    pub push_rate: u32,
+    pub multicast_rate: u32,
+    pub request_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct DeliverySettings {
+    /// Recipients per batch for multicast content (a multiple of 500 is best: LINE takes 500 per request).
+    pub multicast_batch: usize,
+    /// Recipients per batch for personalised (push) content.
+    pub push_batch: usize,
+    /// Requests one batch may have in flight at once.
+    pub batch_concurrency: usize,
+    /// How long one push may work before it gives up and lets Pub/Sub redeliver (must stay under the
+    /// subscription's ack deadline, or Pub/Sub pushes the same batch again while it is still running).
+    pub push_budget: Duration,
+    /// Ack deadline given to the delivery subscriptions.
+    pub ack_deadline: Duration,
+    /// Shared secret that local Pub/Sub pushes carry (the emulator sends no OIDC token).
+    pub push_token: Option<String>,
+    /// OIDC audience expected on production pushes.
+    pub push_audience: Option<String>,
+    /// Service account expected to sign production pushes.
+    pub push_service_account: Option<String>,
+}
+
+fn get(vars: &HashMap<String, String>, key: &str) -> Option<String> {
+    vars.get(key).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+}
+
+fn parse_num<T: std::str::FromStr>(vars: &HashMap<String, String>, key: &str, default: T) -> anyhow::Result<T>
+where
+    T::Err: std::fmt::Display,
+{
+    match get(vars, key) {
+        None => Ok(default),
+        Some(v) => v.parse().map_err(|e| anyhow::anyhow!("{key}={v:?} is not a valid number: {e}")),
+    }
+}
+
+fn with_scheme(v: String) -> String {
+    if v.starts_with("http://") || v.starts_with("https://") { v } else { format!("http://{v}") }
+}
+
+impl Settings {
+    pub fn from_env() -> anyhow::Result<Self> {
+        Self::from_vars(std::env::vars())
+    }
+
+    pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> anyhow::Result<Self> {
+        let vars: HashMap<String, String> = vars.into_iter().collect();
+        let project_id = get(&vars, "GOOGLE_CLOUD_PROJECT")
+            .context("GOOGLE_CLOUD_PROJECT is not set: the Google Cloud project to use")?;
+        let endpoints = Endpoints {
+            pubsub: get(&vars, "PUBSUB_EMULATOR_HOST").map(with_scheme),
+            datastore: get(&vars, "DATASTORE_EMULATOR_HOST").map(with_scheme),
+            storage: get(&vars, "STORAGE_EMULATOR_HOST").map(with_scheme),
+            bigquery: get(&vars, "BIGQUERY_EMULATOR_HOST").map(with_scheme),
+        };
+        let delivery_topics = parse_num(&vars, "SEGCAST_DELIVERY_TOPICS", 10usize)?;
+        if !(1..=100).contains(&delivery_topics) {
+            bail!("SEGCAST_DELIVERY_TOPICS={delivery_topics} must be between 1 and 100");
+        }
+        let multicast_batch = parse_num(&vars, "SEGCAST_MULTICAST_BATCH", 1000usize)?;
+        let push_batch = parse_num(&vars, "SEGCAST_PUSH_BATCH", 200usize)?;
+        if multicast_batch == 0 || push_batch == 0 {
+            bail!("SEGCAST_MULTICAST_BATCH and SEGCAST_PUSH_BATCH must be at least 1");
+        }
+        let ack_deadline = Duration::from_secs(parse_num(&vars, "SEGCAST_ACK_DEADLINE_SECONDS", 60u64)?);
+        let push_budget = Duration::from_secs(parse_num(&vars, "SEGCAST_PUSH_BUDGET_SECONDS", 30u64)?);
+        if push_budget >= ack_deadline {
+            bail!("SEGCAST_PUSH_BUDGET_SECONDS must be below SEGCAST_ACK_DEADLINE_SECONDS");
+        }
+        Ok(Self {
+            project_id,
+            endpoints,
+            namespace: get(&vars, "SEGCAST_NAMESPACE").unwrap_or_default(),
+            dataset: get(&vars, "SEGCAST_DATASET").unwrap_or_else(|| "segcast".into()),
+            bucket: get(&vars, "SEGCAST_BUCKET").context("SEGCAST_BUCKET is not set: the export bucket")?,
+            delivery_topics,
+            topic_prefix: get(&vars, "SEGCAST_TOPIC_PREFIX").unwrap_or_else(|| "segcast-delivery".into()),
+            log_topic: get(&vars, "SEGCAST_LOG_TOPIC").unwrap_or_else(|| "segcast-delivery-log".into()),
+            line: LineSettings {
+                base_url: get(&vars, "LINE_API_BASE_URL").unwrap_or_else(|| "https://api.line.me".into()),
+                push_rate: parse_num(&vars, "SEGCAST_LINE_PUSH_RATE", 2000u32)?,
+                multicast_rate: parse_num(&vars, "SEGCAST_LINE_MULTICAST_RATE", 200u32)?,
+                request_timeout: Duration::from_millis(parse_num(&vars, "SEGCAST_LINE_TIMEOUT_MS", 10_000u64)?),
+            },
+            delivery: DeliverySettings {
+                multicast_batch,
+                push_batch,
+                batch_concurrency: parse_num(&vars, "SEGCAST_BATCH_CONCURRENCY", 64usize)?.max(1),
+                push_budget,
+                ack_deadline,
+                push_token: get(&vars, "SEGCAST_PUSH_TOKEN"),
+                push_audience: get(&vars, "SEGCAST_PUSH_AUDIENCE"),
+                push_service_account: get(&vars, "SEGCAST_PUSH_SERVICE_ACCOUNT"),
+            },
+        })
+    }
+
+    pub fn delivery_topic(&self, i: usize) -> String {
+        format!("{}-{i}", self.topic_prefix)
+    }
+
+    pub fn delivery_subscription(&self, i: usize) -> String {
+        format!("{}-{i}-push", self.topic_prefix)
+    }
+
+    pub fn dead_letter_topic(&self) -> String {
+        format!("{}-dead-letter", self.topic_prefix)
+    }
+
+    pub fn log_subscription(&self) -> String {
+        format!("{}-sink", self.log_topic)
+    }
+}
+
+/// The HTTP port Cloud Run gives in `PORT` (8080 when unset).
+pub fn listen_port() -> u16 {
+    std::env::var("PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(8080)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(extra: &[(&str, &str)]) -> Vec<(String, String)> {
+        let mut v = vec![("GOOGLE_CLOUD_PROJECT", "p"), ("SEGCAST_BUCKET", "b")];
+        v.extend_from_slice(extra);
+        v.into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect()
+    }
+
+    #[test]
+    fn emulator_hosts_become_http_endpoints() {
+        let s = Settings::from_vars(vars(&[
+            ("PUBSUB_EMULATOR_HOST", "127.0.0.1:8085"),
+            ("STORAGE_EMULATOR_HOST", "http://127.0.0.1:9000"),
+        ]))
+        .unwrap();
+        assert_eq!(s.endpoints.pubsub.as_deref(), Some("http://127.0.0.1:8085"));
+        assert_eq!(s.endpoints.storage.as_deref(), Some("http://127.0.0.1:9000"));
+        assert_eq!(s.endpoints.datastore, None);
+        assert_eq!(s.delivery_topics, 10);
+        assert_eq!(s.delivery_subscription(3), "segcast-delivery-3-push");
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_the_variable_name() {
+        let err = Settings::from_vars(vars(&[("SEGCAST_DELIVERY_TOPICS", "ten")])).unwrap_err();
+        assert!(err.to_string().contains("SEGCAST_DELIVERY_TOPICS"));
+        let err = Settings::from_vars(vec![]).unwrap_err();
+        assert!(err.to_string().contains("GOOGLE_CLOUD_PROJECT"));
+        let err = Settings::from_vars(vars(&[("SEGCAST_PUSH_BUDGET_SECONDS", "90")])).unwrap_err();
+        assert!(err.to_string().contains("ACK_DEADLINE"));
+    }
+}

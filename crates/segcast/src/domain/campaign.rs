@@ -1,0 +1,213 @@
+//! The campaign and its state machine.
+//!
+//! ```text
+//! draft -> scheduled -> extracting -> fanning_out -> delivering -> completed
+//!                                          ^              |
+//!                                          +-- retrying <-+   (diff-retry rounds)
+//! any active state -> paused -> (back to where it was) ; any non-final state -> canceled ; -> failed (reason)
+//! ```
+
+use super::{CampaignId, ChannelId, ContentId, SegmentId};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CampaignStatus {
+    Draft,
+    Scheduled,
+    Extracting,
+    FanningOut,
+    Delivering,
+    Retrying,
+    Completed,
+    Paused,
+    Canceled,
+    Failed,
+}
+
+impl CampaignStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Draft => "draft",
+            Self::Scheduled => "scheduled",
+            Self::Extracting => "extracting",
+            Self::FanningOut => "fanning_out",
+            Self::Delivering => "delivering",
+            Self::Retrying => "retrying",
+            Self::Completed => "completed",
+            Self::Paused => "paused",
+            Self::Canceled => "canceled",
+            Self::Failed => "failed",
+        }
+    }
+
+    /// States in which the scheduler drives the campaign forward.
+    pub fn is_running(self) -> bool {
+        matches!(self, Self::Extracting | Self::FanningOut | Self::Delivering | Self::Retrying)
+    }
+
+    /// States that never change again.
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Completed | Self::Canceled | Self::Failed)
+    }
+
+    /// Whether the state machine allows `self -> to`.
+    pub fn can_become(self, to: CampaignStatus) -> bool {
+        use CampaignStatus::*;
+        match (self, to) {
+            (Draft, Scheduled) | (Scheduled, Draft) => true,
+            (Scheduled, Extracting) => true,
+            (Extracting, FanningOut) | (FanningOut, Delivering) => true,
+            (Delivering, Retrying) | (Retrying, FanningOut) => true,
+            (Delivering, Completed) | (Retrying, Completed) => true,
+            (from, Paused) => from.is_running() || from == Scheduled,
+            (Paused, back) => back.is_running() || back == Scheduled,
+            (from, Canceled) => !from.is_final(),
+            (from, Failed) => !from.is_final(),
+            _ => false,
+        }
+    }
+}
+
+impl std::fmt::Display for CampaignStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Who is working on a running campaign, and until when. Expired leases are taken over.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    pub owner: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub until: OffsetDateTime,
+}
+
+/// The campaign's numbers. `targeted = delivered + sum(failed)` once completed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CampaignCounts {
+    /// Distinct user IDs the segment returned, valid or not.
+    pub targeted: u64,
+    /// Of those, values that are not LINE user IDs (never sent; failed with `invalid_user_id`).
+    pub invalid: u64,
+    /// Recipients of the current round.
+    pub round_targets: u64,
+    /// Batches published in the current round.
+    pub round_batches: u64,
+    pub delivered: u64,
+    pub failed: u64,
+    #[serde(default)]
+    pub failed_by_reason: std::collections::BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Campaign {
+    pub id: CampaignId,
+    pub name: String,
+    pub content_id: ContentId,
+    pub segment_id: SegmentId,
+    pub channel_id: ChannelId,
+    #[serde(with = "time::serde::rfc3339")]
+    pub send_at: OffsetDateTime,
+    pub status: CampaignStatus,
+    /// Why the campaign is paused, canceled or failed (e.g. `quota_exhausted`).
+    #[serde(default)]
+    pub status_reason: Option<String>,
+    /// The state a paused campaign returns to.
+    #[serde(default)]
+    pub paused_from: Option<CampaignStatus>,
+    /// Dry run: everything but sending (LINE's validate endpoint is called instead).
+    #[serde(default)]
+    pub dry_run: bool,
+    /// The diff-retry round in progress (1 = first send).
+    #[serde(default = "one")]
+    pub round: u32,
+    #[serde(default = "default_max_rounds")]
+    pub max_rounds: u32,
+    #[serde(default)]
+    pub lease: Option<Lease>,
+    #[serde(default)]
+    pub counts: CampaignCounts,
+    /// Objects (in the export bucket) holding the current round's recipients, in fan-out order.
+    #[serde(default)]
+    pub round_files: Vec<String>,
+    /// Not before this time does the scheduler look at the campaign again (backoff between rounds).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub next_check_at: Option<OffsetDateTime>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub started_at: Option<OffsetDateTime>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub completed_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn default_max_rounds() -> u32 {
+    4
+}
+
+impl Campaign {
+    /// Moves to `to`, refusing transitions the state machine does not allow.
+    pub fn transition(&mut self, to: CampaignStatus, reason: Option<String>) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.status.can_become(to),
+            "campaign {} cannot go from {} to {}",
+            self.id,
+            self.status,
+            to
+        );
+        if to == CampaignStatus::Paused {
+            self.paused_from = Some(self.status);
+        } else if self.status == CampaignStatus::Paused {
+            self.paused_from = None;
+        }
+        self.status = to;
+        self.status_reason = reason;
+        self.updated_at = OffsetDateTime::now_utc();
+        Ok(())
+    }
+
+    /// Needs the scheduler: due and scheduled, running, or canceled with work left to account for.
+    pub fn needs_scheduler(&self) -> bool {
+        self.status == CampaignStatus::Scheduled || self.status.is_running()
+            || (self.status == CampaignStatus::Canceled && self.completed_at.is_none())
+    }
+
+    pub fn lease_is_free(&self, owner: &str, now: OffsetDateTime) -> bool {
+        match &self.lease {
+            None => true,
+            Some(l) => l.owner == owner || l.until <= now,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CampaignStatus::*;
+
+    #[test]
+    fn happy_path_is_allowed() {
+        let path = [Draft, Scheduled, Extracting, FanningOut, Delivering, Retrying, FanningOut, Delivering, Completed];
+        for w in path.windows(2) {
+            assert!(w[0].can_become(w[1]), "{} -> {}", w[0], w[1]);
+        }
+    }
+
+    #[test]
+    fn final_states_are_final_and_skips_are_refused() {
+        for f in [Completed, Canceled, Failed] {
+            for to in [Draft, Scheduled, Extracting, Delivering, Paused, Canceled, Failed] {
+                assert!(!f.can_become(to), "{f} -> {to}");
+            }
+        }
+        assert!(!Scheduled.can_become(Delivering));
+        assert!(!Draft.can_become(Extracting));
+        assert!(!Draft.can_become(Paused));
+        assert!(Delivering.can_become(Paused) && Paused.can_become(Delivering));
+    }
+}

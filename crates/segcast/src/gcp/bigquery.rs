@@ -1,0 +1,121 @@
+//! BigQuery: statements and queries through the official client (parameters bound, never spliced), and
+//! `insertAll` over REST for the log sink (the official crates have no insertAll, and the Storage Write API's
+//! reused writers fail against the emulator).
+
+use crate::config::Settings;
+use anyhow::{Context, anyhow};
+use google_cloud_auth::credentials::Credentials;
+use google_cloud_bigquery::client::BigQuery as BqClient;
+use google_cloud_bigquery_v2::model::{QueryParameter, QueryParameterType, QueryParameterValue};
+
+pub use google_cloud_bigquery::query::Row;
+
+#[derive(Clone)]
+pub struct BigQuery {
+    client: BqClient,
+    rest_base: String,
+    creds: Credentials,
+    http: reqwest::Client,
+    pub project: String,
+    pub dataset: String,
+}
+
+/// A named query parameter (`@name` in the SQL).
+#[derive(Debug, Clone)]
+pub enum Param {
+    Str(&'static str, String),
+    Int(&'static str, i64),
+}
+
+impl Param {
+    fn to_query_parameter(&self) -> QueryParameter {
+        let (name, ty, value) = match self {
+            Param::Str(n, v) => (*n, "STRING", v.clone()),
+            Param::Int(n, v) => (*n, "INT64", v.to_string()),
+        };
+        QueryParameter::new()
+            .set_name(name)
+            .set_parameter_type(QueryParameterType::new().set_type(ty))
+            .set_parameter_value(QueryParameterValue::new().set_value(value))
+    }
+}
+
+impl BigQuery {
+    pub async fn connect(settings: &Settings) -> anyhow::Result<Self> {
+        let creds = super::credentials(settings.endpoints.bigquery.as_deref())?;
+        let mut b = BqClient::builder().with_project_id(settings.project_id.clone()).with_credentials(creds.clone());
+        if let Some(ep) = &settings.endpoints.bigquery {
+            b = b.with_endpoint(ep.clone());
+        }
+        Ok(Self {
+            client: b.build().await.context("BigQuery client")?,
+            rest_base: settings
+                .endpoints
+                .bigquery
+                .clone()
+                .unwrap_or_else(|| "https://bigquery.googleapis.com".into()),
+            creds,
+            http: reqwest::Client::new(),
+            project: settings.project_id.clone(),
+            dataset: settings.dataset.clone(),
+        })
+    }
+
+    /// Runs a query and returns all its rows (use for small results: counts, samples, stats).
+    pub async fn query(&self, sql: &str, params: &[Param]) -> anyhow::Result<Vec<Row>> {
+        let mut q = self.client.query(sql);
+        if !params.is_empty() {
+            q = q
+                .set_parameter_mode("NAMED")
+                .set_query_parameters(params.iter().map(Param::to_query_parameter));
+        }
+        let done = q.until_done().await.map_err(|e| anyhow!("BigQuery: {e}\n--- statement:\n{sql}"))?;
+        let mut rows = done.read();
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().await {
+            out.push(row.map_err(|e| anyhow!("BigQuery rows: {e}"))?);
+        }
+        Ok(out)
+    }
+
+    /// Runs a statement (DDL, DML, CTAS, EXPORT DATA) to completion.
+    pub async fn execute(&self, sql: &str, params: &[Param]) -> anyhow::Result<()> {
+        self.query(sql, params).await.map(|_| ())
+    }
+
+    /// Runs a query whose first row's `column` is an integer.
+    pub async fn query_i64(&self, sql: &str, params: &[Param], column: &str) -> anyhow::Result<i64> {
+        let rows = self.query(sql, params).await?;
+        let row = rows.first().ok_or_else(|| anyhow!("no row from:\n{sql}"))?;
+        let v: Option<i64> = row.get(column).map_err(|e| anyhow!("column {column}: {e}"))?;
+        Ok(v.unwrap_or(0))
+    }
+
+    /// Streams rows into `table` with `insertAll`. Each row is `(insert_id, json)`.
+    pub async fn insert_all(&self, table: &str, rows: &[(String, serde_json::Value)]) -> anyhow::Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let body = serde_json::json!({
+            "kind": "bigquery#tableDataInsertAllRequest",
+            "skipInvalidRows": false,
+            "ignoreUnknownValues": false,
+            "rows": rows.iter().map(|(id, json)| serde_json::json!({"insertId": id, "json": json})).collect::<Vec<_>>(),
+        });
+        let headers = super::auth_headers(&self.creds).await?;
+        let url = format!(
+            "{}/bigquery/v2/projects/{}/datasets/{}/tables/{table}/insertAll",
+            self.rest_base, self.project, self.dataset
+        );
+        let resp = self.http.post(url).headers(headers).json(&body).send().await.context("BigQuery insertAll")?;
+        let status = resp.status();
+        let v: serde_json::Value = resp.json().await.unwrap_or_default();
+        if !status.is_success() {
+            return Err(anyhow!("BigQuery insertAll into {table}: HTTP {status}: {v}"));
+        }
+        if let Some(errs) = v.get("insertErrors").and_then(|e| e.as_array()).filter(|e| !e.is_empty()) {
+            return Err(anyhow!("BigQuery insertAll into {table}: {} rows refused: {}", errs.len(), errs[0]));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,121 @@
+//! Channel access tokens: issued once, cached, refreshed shortly before expiry, and refreshed once on a 401.
+//!
+//! Credentials come from the environment, which is how Cloud Run exposes Secret Manager secrets:
+//! `LINE_CHANNEL_<ID>_SECRET` (a stateless token is issued with client_credentials) or
+//! `LINE_CHANNEL_<ID>_TOKEN` (a long-lived token). For a single channel, `LINE_CHANNEL_ID` with
+//! `LINE_CHANNEL_SECRET` or `LINE_CHANNEL_TOKEN` also work. Secrets are held as [`Secret`] and never logged.
+
+use crate::domain::ChannelId;
+use crate::telemetry::Secret;
+use anyhow::{Context, anyhow};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Mutex;
+
+#[derive(Clone)]
+enum Credential {
+    Secret(Secret),
+    LongLived(Secret),
+}
+
+#[derive(Clone)]
+struct Cached {
+    token: Secret,
+    refresh_at: Instant,
+}
+
+#[derive(Clone)]
+pub struct TokenProvider {
+    http: reqwest::Client,
+    base_url: String,
+    credentials: Arc<HashMap<String, Credential>>,
+    cache: Arc<Mutex<HashMap<String, Cached>>>,
+}
+
+impl TokenProvider {
+    pub fn from_env(http: reqwest::Client, base_url: &str) -> Self {
+        Self::from_vars(http, base_url, std::env::vars())
+    }
+
+    pub fn from_vars(http: reqwest::Client, base_url: &str, vars: impl IntoIterator<Item = (String, String)>) -> Self {
+        let vars: HashMap<String, String> = vars.into_iter().collect();
+        let mut credentials = HashMap::new();
+        for (k, v) in &vars {
+            let Some(rest) = k.strip_prefix("LINE_CHANNEL_") else { continue };
+            if let Some(id) = rest.strip_suffix("_SECRET").filter(|id| ChannelId::parse(id).is_ok()) {
+                credentials.insert(id.to_owned(), Credential::Secret(Secret::new(v.clone())));
+            } else if let Some(id) = rest.strip_suffix("_TOKEN").filter(|id| ChannelId::parse(id).is_ok()) {
+                credentials.insert(id.to_owned(), Credential::LongLived(Secret::new(v.clone())));
+            }
+        }
+        if let Some(id) = vars.get("LINE_CHANNEL_ID") {
+            if let Some(t) = vars.get("LINE_CHANNEL_TOKEN") {
+                credentials.insert(id.clone(), Credential::LongLived(Secret::new(t.clone())));
+            } else if let Some(s) = vars.get("LINE_CHANNEL_SECRET") {
+                credentials.insert(id.clone(), Credential::Secret(Secret::new(s.clone())));
+            }
+        }
+        Self {
+            http,
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            credentials: Arc::new(credentials),
+            cache: Arc::default(),
+        }
+    }
+
+    pub fn knows(&self, channel: &ChannelId) -> bool {
+        self.credentials.contains_key(channel.as_str())
+    }
+
+    /// A valid access token for `channel`.
+    pub async fn token(&self, channel: &ChannelId) -> anyhow::Result<Secret> {
+        let cred = self
+            .credentials
+            .get(channel.as_str())
+            .ok_or_else(|| anyhow!("no credentials for LINE channel {channel}: set LINE_CHANNEL_{channel}_SECRET"))?;
+        let secret = match cred {
+            Credential::LongLived(t) => return Ok(t.clone()),
+            Credential::Secret(s) => s,
+        };
+        let mut cache = self.cache.lock().await;
+        if let Some(c) = cache.get(channel.as_str()).filter(|c| c.refresh_at > Instant::now()) {
+            return Ok(c.token.clone());
+        }
+        let resp = self
+            .http
+            .post(format!("{}/oauth2/v3/token", self.base_url))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", channel.as_str()),
+                ("client_secret", secret.expose()),
+            ])
+            .send()
+            .await
+            .context("issuing a LINE channel access token")?;
+        let status = resp.status();
+        let body: serde_json::Value = resp.json().await.unwrap_or_default();
+        if !status.is_success() {
+            // LINE's error body carries no secret; it is safe to report.
+            return Err(anyhow!("LINE refused a token for channel {channel}: HTTP {status}: {body}"));
+        }
+        let token = body["access_token"].as_str().ok_or_else(|| anyhow!("LINE token response without a token"))?;
+        let expires_in = body["expires_in"].as_u64().unwrap_or(900);
+        // Refresh a minute early (or halfway, for very short lifetimes).
+        let lead = Duration::from_secs(60).min(Duration::from_secs(expires_in / 2));
+        let cached = Cached {
+            token: Secret::new(token),
+            refresh_at: Instant::now() + Duration::from_secs(expires_in) - lead,
+        };
+        cache.insert(channel.as_str().to_owned(), cached.clone());
+        Ok(cached.token)
+    }
+
+    /// LINE said 401 to `token`: forget it so the next call issues a new one.
+    pub async fn invalidate(&self, channel: &ChannelId, token: &Secret) {
+        let mut cache = self.cache.lock().await;
+        if cache.get(channel.as_str()).is_some_and(|c| &c.token == token) {
+            cache.remove(channel.as_str());
+        }
+    }
+}

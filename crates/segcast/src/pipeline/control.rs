@@ -1,0 +1,101 @@
+//! The marketer's commands on a campaign: create and schedule, pause, resume, cancel. Each is one Datastore
+//! transaction that checks the state machine, so a command that does not apply changes nothing and says why.
+
+use crate::catalog::ParkedBatch;
+use crate::domain::{Campaign, CampaignId, CampaignStatus};
+use crate::gcp::datastore::{Datastore, Indexed, Inserted};
+use anyhow::{anyhow, bail};
+use std::time::Duration;
+use time::OffsetDateTime;
+
+/// Stores a new campaign (refuses an existing id).
+pub async fn create(ds: &Datastore, campaign: &Campaign) -> anyhow::Result<()> {
+    match ds.insert(campaign).await? {
+        Inserted::New => Ok(()),
+        Inserted::AlreadyExists => bail!("campaign {} already exists", campaign.id),
+    }
+}
+
+async fn change(
+    ds: &Datastore,
+    id: &CampaignId,
+    f: impl Fn(&mut Campaign) -> anyhow::Result<()>,
+) -> anyhow::Result<Campaign> {
+    let mut error = None;
+    let written = ds
+        .update::<Campaign, _>(id.as_str(), |current| {
+            error = None;
+            let Some(mut c) = current else {
+                error = Some(anyhow!("campaign {id} does not exist"));
+                return Ok(None);
+            };
+            match f(&mut c) {
+                Ok(()) => Ok(Some(c)),
+                Err(e) => {
+                    error = Some(e);
+                    Ok(None)
+                }
+            }
+        })
+        .await?;
+    match (written, error) {
+        (Some(c), _) => Ok(c),
+        (None, Some(e)) => Err(e),
+        (None, None) => Err(anyhow!("campaign {id} was not changed")),
+    }
+}
+
+pub async fn schedule(ds: &Datastore, id: &CampaignId) -> anyhow::Result<Campaign> {
+    change(ds, id, |c| c.transition(CampaignStatus::Scheduled, None)).await
+}
+
+pub async fn pause(ds: &Datastore, id: &CampaignId, reason: &str) -> anyhow::Result<Campaign> {
+    change(ds, id, |c| c.transition(CampaignStatus::Paused, Some(reason.to_owned()))).await
+}
+
+/// LINE said the channel's monthly quota is used up. Pausing twice (many handlers see it) is fine.
+pub async fn pause_for_quota(ds: &Datastore, id: &CampaignId) -> anyhow::Result<()> {
+    change(ds, id, |c| {
+        if c.status == CampaignStatus::Paused {
+            return Ok(());
+        }
+        c.transition(CampaignStatus::Paused, Some("quota_exhausted".into()))
+    })
+    .await
+    .map(|_| ())
+}
+
+/// Resumes a paused campaign where it was. Its parked batches are re-published by the scheduler.
+pub async fn resume(ds: &Datastore, id: &CampaignId) -> anyhow::Result<Campaign> {
+    change(ds, id, |c| {
+        let back = c.paused_from.ok_or_else(|| anyhow!("campaign {} is {}, not paused", c.id, c.status))?;
+        c.transition(back, None)?;
+        c.lease = None;
+        c.next_check_at = None;
+        Ok(())
+    })
+    .await
+}
+
+/// Cancels a campaign. Batches still in Pub/Sub are settled as `failed/canceled` by the handlers; after
+/// `settle_after` (one ack deadline, so no push is still sending) the scheduler settles everything else.
+pub async fn cancel(ds: &Datastore, id: &CampaignId, settle_after: Duration) -> anyhow::Result<Campaign> {
+    change(ds, id, |c| {
+        let started = c.started_at.is_some();
+        c.transition(CampaignStatus::Canceled, Some("canceled".into()))?;
+        c.lease = None;
+        if started {
+            c.next_check_at = Some(OffsetDateTime::now_utc() + settle_after);
+        } else {
+            // Nothing was extracted or sent: there is nothing to settle.
+            c.completed_at = Some(OffsetDateTime::now_utc());
+        }
+        Ok(())
+    })
+    .await
+}
+
+/// Parked batches of a campaign (paused while they arrived).
+pub async fn parked(ds: &Datastore, id: &CampaignId) -> anyhow::Result<Vec<ParkedBatch>> {
+    ds.query_eq("campaign_id", Indexed::Str(id.to_string())).await
+}

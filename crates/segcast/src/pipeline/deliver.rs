@@ -1,0 +1,308 @@
+//! Steps 5-10: what the delivery handler does with one batch.
+//!
+//! 1. Dedupe: a batch with a `BatchDone` record is acknowledged without sending.
+//! 2. The campaign's state: canceled -> its recipients are logged `failed/canceled`; paused -> the batch is
+//!    parked in Datastore (re-published on resume, never lost); dry run -> LINE's validate endpoint only.
+//! 3. Send: multicast in requests of <= 500 recipients for uniform content, push per recipient for
+//!    personalised content; every request carries a retry key derived from the batch, so a redelivered batch
+//!    sends the same keys and LINE accepts each request at most once (409 = already delivered).
+//! 4. Each request ends in a definite outcome (delivered, rejected, rate-limited past the budget, quota) or
+//!    stays unknown (5xx, timeout, lost response): unknown ones are retried with the same key until the push's
+//!    time budget, then the push is refused so Pub/Sub redelivers it (same keys again).
+//! 5. The definite outcomes are published to the delivery-log topic *before* the push is acknowledged, then the
+//!    batch is marked done. A crash anywhere in between means a redelivery, which re-sends the same keys
+//!    (409 -> delivered) and re-logs with the same log ids (deduplicated in BigQuery): never a second acceptance.
+
+use super::Ctx;
+use crate::catalog::{BatchDone, ParkedBatch};
+use crate::domain::{
+    Batch, Campaign, CampaignStatus, DeliveryLogRow, DeliveryMode, FailureReason, Outcome,
+};
+use crate::line::{Endpoint, LineClient, SendOutcome};
+use futures::StreamExt;
+use serde_json::{Value, json};
+use std::time::Duration;
+use time::OffsetDateTime;
+use tokio::time::Instant;
+
+/// LINE takes at most 500 recipients per multicast request.
+pub const MULTICAST_MAX: usize = 500;
+
+/// What the push endpoint answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Disposition {
+    /// Acknowledge (2xx): the batch is settled, parked, or was already done.
+    Ack(&'static str),
+    /// Refuse (5xx): some outcomes are still unknown; Pub/Sub redelivers later with backoff.
+    Retry(String),
+}
+
+struct Request {
+    part: String,
+    endpoint: Endpoint,
+    recipients: Vec<String>,
+    body: Value,
+}
+
+enum Settled {
+    Row(DeliveryLogRow),
+    Quota,
+    Unknown(String),
+}
+
+fn now_rfc3339() -> String {
+    OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+}
+
+/// A log row for `recipients` of `batch`. `key` names the request (its retry key) or the settlement.
+#[allow(clippy::too_many_arguments)]
+pub fn log_row(
+    batch: &Batch,
+    endpoint: &str,
+    key: &str,
+    retry_key: Option<String>,
+    recipients: Vec<String>,
+    outcome: Outcome,
+    reason: Option<FailureReason>,
+    http_status: Option<i64>,
+    line_request_id: Option<String>,
+    detail: Option<String>,
+) -> DeliveryLogRow {
+    DeliveryLogRow {
+        log_id: DeliveryLogRow::log_id_for(key, outcome, reason),
+        campaign_id: batch.campaign_id.to_string(),
+        round: i64::from(batch.round),
+        batch_id: batch.id.to_string(),
+        channel_id: batch.channel_id.to_string(),
+        endpoint: endpoint.to_owned(),
+        retry_key,
+        recipient_count: recipients.len() as i64,
+        recipients,
+        outcome,
+        reason,
+        http_status,
+        line_request_id,
+        detail,
+        logged_at: now_rfc3339(),
+    }
+}
+
+fn requests(batch: &Batch) -> Vec<Request> {
+    match batch.mode {
+        DeliveryMode::Multicast => batch
+            .recipients
+            .chunks(MULTICAST_MAX)
+            .enumerate()
+            .map(|(i, chunk)| {
+                let to: Vec<String> = chunk.iter().map(|r| r.user_id.to_string()).collect();
+                Request {
+                    part: format!("m{i}"),
+                    endpoint: Endpoint::Multicast,
+                    body: json!({
+                        "to": to,
+                        "messages": batch.messages,
+                        "customAggregationUnits": [batch.campaign_id.as_str()],
+                    }),
+                    recipients: to,
+                }
+            })
+            .collect(),
+        DeliveryMode::Push => {
+            let messages = crate::domain::Messages::parse(&Value::Array(batch.messages.clone())).ok();
+            batch
+                .recipients
+                .iter()
+                .map(|r| {
+                    let empty = serde_json::Map::new();
+                    let rendered = match &messages {
+                        Some(m) => m.render(r.attrs.as_ref().unwrap_or(&empty)),
+                        None => batch.messages.clone(),
+                    };
+                    Request {
+                        part: format!("p{}", r.user_id),
+                        endpoint: Endpoint::Push,
+                        body: json!({
+                            "to": r.user_id.as_str(),
+                            "messages": rendered,
+                            "customAggregationUnits": [batch.campaign_id.as_str()],
+                        }),
+                        recipients: vec![r.user_id.to_string()],
+                    }
+                })
+                .collect()
+        }
+    }
+}
+
+async fn send_until_definite(line: &LineClient, batch: &Batch, req: Request, deadline: Instant) -> Settled {
+    let key = batch.retry_key(&req.part);
+    let key_s = key.to_string();
+    let mut attempt: u32 = 0;
+    loop {
+        attempt += 1;
+        let outcome = line.send(&batch.channel_id, req.endpoint, &req.body, key).await;
+        let row = |outcome, reason, status, request_id, detail| {
+            Settled::Row(log_row(
+                batch,
+                req.endpoint.as_str(),
+                &key_s,
+                Some(key_s.clone()),
+                req.recipients.clone(),
+                outcome,
+                reason,
+                status,
+                request_id,
+                detail,
+            ))
+        };
+        let wait = Duration::from_millis((100 * 2u64.pow(attempt.min(6))).min(3_000) + rand::random::<u64>() % 100);
+        let out_of_time = Instant::now() + wait >= deadline;
+        match outcome {
+            SendOutcome::Accepted { request_id } => return row(Outcome::Delivered, None, Some(200), request_id, None),
+            SendOutcome::AlreadyAccepted { request_id } => {
+                return row(Outcome::Delivered, None, Some(409), Some(request_id), Some("retry key already accepted".into()));
+            }
+            SendOutcome::Rejected { status, message } => {
+                return row(Outcome::Failed, Some(FailureReason::LineRejected), Some(i64::from(status)), None, Some(message));
+            }
+            SendOutcome::QuotaExhausted { .. } => return Settled::Quota,
+            SendOutcome::RateLimited if out_of_time => {
+                // A 429 is a definite "not accepted": the next diff-retry round may send it with a new key.
+                return row(Outcome::Retryable, Some(FailureReason::RateLimited), Some(429), None, None);
+            }
+            SendOutcome::Unknown { detail } if out_of_time => return Settled::Unknown(detail),
+            SendOutcome::RateLimited | SendOutcome::Unknown { .. } => tokio::time::sleep(wait).await,
+        }
+    }
+}
+
+/// Handles one batch. `last_attempt` is set for batches arriving from the dead-letter topic: what is still
+/// unknown then is settled as `failed/outcome_unknown` (reported, never re-sent with a new key).
+pub async fn handle(ctx: &Ctx, line: &LineClient, batch: Batch, last_attempt: bool) -> anyhow::Result<Disposition> {
+    let ds = &ctx.gcp.datastore;
+    if ds.get::<BatchDone>(batch.id.as_str()).await?.is_some() {
+        return Ok(Disposition::Ack("already done"));
+    }
+    let Some(campaign) = ds.get::<Campaign>(batch.campaign_id.as_str()).await? else {
+        anyhow::bail!("batch {} names campaign {}, which does not exist", batch.id, batch.campaign_id);
+    };
+    let all: Vec<String> = batch.recipients.iter().map(|r| r.user_id.to_string()).collect();
+    let rows = match campaign.status {
+        CampaignStatus::Paused => {
+            ds.upsert(&ParkedBatch { batch: batch.clone() }).await?;
+            tracing::info!(batch = %batch.id, "campaign paused: batch parked until it resumes");
+            return Ok(Disposition::Ack("parked"));
+        }
+        CampaignStatus::Canceled | CampaignStatus::Failed | CampaignStatus::Completed => {
+            let key = format!("{}:settled", batch.id);
+            vec![log_row(&batch, "none", &key, None, all, Outcome::Failed, Some(FailureReason::Canceled), None, None, None)]
+        }
+        _ if batch.dry_run => {
+            let endpoint = if batch.mode == DeliveryMode::Push { Endpoint::Push } else { Endpoint::Multicast };
+            let key = format!("{}:validate", batch.id);
+            match line.validate(&batch.channel_id, endpoint, &batch.messages).await {
+                SendOutcome::Accepted { .. } => {
+                    vec![log_row(&batch, "validate", &key, None, all, Outcome::Validated, None, Some(200), None, None)]
+                }
+                SendOutcome::Rejected { status, message } => vec![log_row(
+                    &batch,
+                    "validate",
+                    &key,
+                    None,
+                    all,
+                    Outcome::Failed,
+                    Some(FailureReason::LineRejected),
+                    Some(i64::from(status)),
+                    None,
+                    Some(message),
+                )],
+                other => return Ok(Disposition::Retry(format!("validate: {other:?}"))),
+            }
+        }
+        _ => return send(ctx, line, batch, last_attempt).await,
+    };
+    finish(ctx, &batch, rows).await?;
+    Ok(Disposition::Ack("settled without sending"))
+}
+
+async fn send(ctx: &Ctx, line: &LineClient, batch: Batch, last_attempt: bool) -> anyhow::Result<Disposition> {
+    let deadline = Instant::now() + ctx.settings.delivery.push_budget;
+    let concurrency = ctx.settings.delivery.batch_concurrency;
+    let settled: Vec<Settled> = futures::stream::iter(requests(&batch))
+        .map(|req| send_until_definite(line, &batch, req, deadline))
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+    let mut rows = Vec::new();
+    let mut unknown = Vec::new();
+    let mut quota = false;
+    for s in settled {
+        match s {
+            Settled::Row(r) => rows.push(r),
+            Settled::Quota => quota = true,
+            Settled::Unknown(d) => unknown.push(d),
+        }
+    }
+    if quota {
+        // Log what LINE did accept, then stop the campaign and keep the batch for when it resumes: re-sending
+        // it then repeats the same keys, so the accepted requests come back as 409 (delivered), not twice.
+        publish_rows(ctx, &rows).await?;
+        super::control::pause_for_quota(&ctx.gcp.datastore, &batch.campaign_id).await?;
+        ctx.gcp.datastore.upsert(&ParkedBatch { batch: batch.clone() }).await?;
+        tracing::warn!(batch = %batch.id, campaign = %batch.campaign_id, "LINE monthly quota exhausted: campaign paused");
+        return Ok(Disposition::Ack("quota exhausted; parked"));
+    }
+    if !unknown.is_empty() && !last_attempt {
+        publish_rows(ctx, &rows).await?;
+        return Ok(Disposition::Retry(format!("{} request(s) with unknown outcome: {}", unknown.len(), unknown[0])));
+    }
+    if !unknown.is_empty() {
+        // Dead-lettered: settle what is still unknown as failed, with the reason.
+        let done: std::collections::HashSet<String> =
+            rows.iter().flat_map(|r| r.recipients.iter().cloned()).collect();
+        let left: Vec<String> = batch
+            .recipients
+            .iter()
+            .map(|r| r.user_id.to_string())
+            .filter(|u| !done.contains(u))
+            .collect();
+        let key = format!("{}:dead-lettered", batch.id);
+        rows.push(log_row(
+            &batch,
+            "none",
+            &key,
+            None,
+            left,
+            Outcome::Failed,
+            Some(FailureReason::OutcomeUnknown),
+            None,
+            None,
+            Some(unknown[0].clone()),
+        ));
+    }
+    finish(ctx, &batch, rows).await?;
+    Ok(Disposition::Ack("sent"))
+}
+
+async fn publish_rows(ctx: &Ctx, rows: &[DeliveryLogRow]) -> anyhow::Result<()> {
+    let data = rows.iter().map(serde_json::to_vec).collect::<Result<Vec<_>, _>>()?;
+    ctx.gcp.pubsub.publish_all(&ctx.settings.log_topic, data).await
+}
+
+/// Logs the outcomes (before the ack), then marks the batch done.
+async fn finish(ctx: &Ctx, batch: &Batch, rows: Vec<DeliveryLogRow>) -> anyhow::Result<()> {
+    publish_rows(ctx, &rows).await?;
+    let count = |o: Outcome| rows.iter().filter(|r| r.outcome == o).map(|r| r.recipient_count as u64).sum::<u64>();
+    ctx.gcp
+        .datastore
+        .upsert(&BatchDone {
+            batch_id: batch.id.to_string(),
+            campaign_id: batch.campaign_id.clone(),
+            round: batch.round,
+            delivered: count(Outcome::Delivered) + count(Outcome::Validated),
+            failed: count(Outcome::Failed),
+            retryable: count(Outcome::Retryable),
+            done_at: OffsetDateTime::now_utc(),
+        })
+        .await
+}

@@ -1,0 +1,199 @@
+//! Step 4: fan-out. Streams a round's exported files (chunk by chunk: memory does not grow with the segment)
+//! and publishes batches round-robin over the N delivery topics.
+//!
+//! Batches are deterministic: a batch starts at a line of a file and holds the next `batch size` lines of
+//! that file, so (campaign, round, file, line) names it and fixes its recipients and LINE retry keys. Every
+//! [`CHECKPOINT_EVERY`] batches the publishes are awaited and the position (file, byte offset, line) is saved
+//! in Datastore; a scheduler that crashes or is redeployed resumes from the last checkpoint. Batches published
+//! after it are published again with the same ids, which the handlers' dedupe and LINE's retry keys make
+//! harmless.
+
+use super::Ctx;
+use super::claim::{AdvanceError, advance};
+use crate::catalog::{Content, FanoutCheckpoint};
+use crate::domain::{Batch, BatchId, Campaign, CampaignStatus, DeliveryMode, Recipient, UserId};
+use anyhow::{Context, anyhow};
+use google_cloud_pubsub::model::Message;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Batches between checkpoints: bounds both the re-publishing after a crash and the publishes in flight.
+pub const CHECKPOINT_EVERY: u64 = 50;
+
+pub enum FanoutResult {
+    /// Every batch of the round is published; the campaign is `delivering`.
+    Completed(Campaign),
+    /// The time budget ran out; the checkpoint holds the position.
+    Yielded,
+}
+
+struct Pending {
+    futures: Vec<google_cloud_pubsub::publisher::PublishFuture>,
+}
+
+impl Pending {
+    async fn wait(&mut self) -> anyhow::Result<()> {
+        for f in self.futures.drain(..) {
+            f.await.map_err(|e| anyhow!("publishing a batch: {e}"))?;
+        }
+        Ok(())
+    }
+}
+
+fn parse_line(line: &[u8], mode: DeliveryMode) -> anyhow::Result<Recipient> {
+    let mut obj: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(line).context("an exported line is not a JSON object")?;
+    let raw = obj.remove("user_id").and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+    let user_id = UserId::parse(&raw).map_err(|e| anyhow!("exported target: {e}"))?;
+    let attrs = match mode {
+        DeliveryMode::Push => Some(obj),
+        DeliveryMode::Multicast => None,
+    };
+    Ok(Recipient { user_id, attrs })
+}
+
+pub async fn run(
+    ctx: &Ctx,
+    campaign: &Campaign,
+    owner: &str,
+    lease: Duration,
+    deadline: Instant,
+) -> Result<FanoutResult, AdvanceError> {
+    let ds = &ctx.gcp.datastore;
+    let key = FanoutCheckpoint::key_for(&campaign.id, campaign.round);
+    let mut ckpt: FanoutCheckpoint = ds
+        .get(&key)
+        .await?
+        .unwrap_or(FanoutCheckpoint { key: key.clone(), ..Default::default() });
+    let content: Content = ds
+        .get(campaign.content_id.as_str())
+        .await?
+        .ok_or_else(|| anyhow!("content {} of campaign {} does not exist", campaign.content_id, campaign.id))?;
+    let mode = if content.messages.is_personalized() { DeliveryMode::Push } else { DeliveryMode::Multicast };
+    let batch_size = match mode {
+        DeliveryMode::Multicast => ctx.settings.delivery.multicast_batch,
+        DeliveryMode::Push => ctx.settings.delivery.push_batch,
+    };
+    let topics = ctx.settings.delivery_topics;
+    let mut publishers = Vec::with_capacity(topics);
+    for i in 0..topics {
+        publishers.push(ctx.gcp.pubsub.publisher(&ctx.settings.delivery_topic(i)).await?);
+    }
+    let messages = content.messages.as_slice().to_vec();
+    let mut pending = Pending { futures: Vec::new() };
+
+    while !ckpt.done && ckpt.file < campaign.round_files.len() {
+        let file = ckpt.file;
+        let object = &campaign.round_files[file];
+        let mut reader = ctx.gcp.storage.read_from(object, ckpt.byte_offset).await?;
+        // `carry[cursor..]` is read but not yet consumed; it is compacted only when more must be read.
+        let mut carry: Vec<u8> = Vec::new();
+        let mut cursor = 0usize;
+        let mut byte_pos = ckpt.byte_offset; // file position of `carry[cursor]`
+        let mut line_no = ckpt.line;
+        let mut recipients: Vec<Recipient> = Vec::with_capacity(batch_size);
+        let mut batch_start_line = line_no;
+        let mut eof = false;
+        loop {
+            let nl = carry[cursor..].iter().position(|b| *b == b'\n');
+            let line: Option<(usize, usize)> = match nl {
+                Some(i) => {
+                    let l = (cursor, cursor + i);
+                    cursor += i + 1;
+                    byte_pos += (i + 1) as u64;
+                    Some(l)
+                }
+                None if eof => {
+                    if cursor == carry.len() {
+                        None
+                    } else {
+                        let l = (cursor, carry.len());
+                        byte_pos += (carry.len() - cursor) as u64;
+                        cursor = carry.len();
+                        Some(l)
+                    }
+                }
+                None => {
+                    carry.drain(..cursor);
+                    cursor = 0;
+                    match reader.next_chunk().await {
+                        Some(chunk) => carry.extend_from_slice(&chunk?),
+                        None => eof = true,
+                    }
+                    continue;
+                }
+            };
+            let at_end = line.is_none();
+            if let Some((from, to)) = line {
+                let l = &carry[from..to];
+                if !l.iter().all(u8::is_ascii_whitespace) {
+                    if recipients.is_empty() {
+                        batch_start_line = line_no;
+                    }
+                    recipients.push(parse_line(l, mode).with_context(|| format!("{object} line {line_no}"))?);
+                }
+                line_no += 1;
+            }
+            if recipients.len() == batch_size || (at_end && !recipients.is_empty()) {
+                let batch = Batch {
+                    id: BatchId::new(&campaign.id, campaign.round, file, batch_start_line),
+                    campaign_id: campaign.id.clone(),
+                    round: campaign.round,
+                    channel_id: campaign.channel_id.clone(),
+                    mode,
+                    dry_run: campaign.dry_run,
+                    messages: messages.clone(),
+                    recipients: std::mem::take(&mut recipients),
+                };
+                let n = batch.recipients.len() as u64;
+                let data = serde_json::to_vec(&batch).context("encoding a batch")?;
+                let topic = (ckpt.batches % topics as u64) as usize;
+                pending.futures.push(publishers[topic].publish(
+                    Message::new().set_data(data).set_attributes([("batch_id", batch.id.to_string())]),
+                ));
+                ckpt.batches += 1;
+                ckpt.recipients += n;
+                // A checkpoint sits on a batch boundary: the next batch starts at the next line.
+                if ckpt.batches % CHECKPOINT_EVERY == 0 || at_end {
+                    pending.wait().await?;
+                    if at_end {
+                        ckpt.file = file + 1;
+                        ckpt.byte_offset = 0;
+                        ckpt.line = 0;
+                    } else {
+                        ckpt.byte_offset = byte_pos;
+                        ckpt.line = line_no;
+                    }
+                    ds.upsert(&ckpt).await?;
+                    advance(ds, &campaign.id, owner, CampaignStatus::FanningOut, lease, |_| Ok(())).await?;
+                    if Instant::now() >= deadline && !at_end {
+                        tracing::info!(campaign = %campaign.id, batches = ckpt.batches, "fan-out yields at its time budget");
+                        return Ok(FanoutResult::Yielded);
+                    }
+                }
+            } else if at_end {
+                // The file ended exactly on a batch boundary (or was empty).
+                pending.wait().await?;
+                ckpt.file = file + 1;
+                ckpt.byte_offset = 0;
+                ckpt.line = 0;
+                ds.upsert(&ckpt).await?;
+            }
+            if at_end {
+                break;
+            }
+        }
+    }
+    pending.wait().await?;
+    ckpt.done = true;
+    ds.upsert(&ckpt).await?;
+    let recipients = ckpt.recipients;
+    let batches = ckpt.batches;
+    tracing::info!(campaign = %campaign.id, round = campaign.round, batches, recipients, "fan-out complete");
+    let c = advance(ds, &campaign.id, owner, CampaignStatus::FanningOut, lease, |c| {
+        c.counts.round_batches = batches;
+        c.transition(CampaignStatus::Delivering, None)
+    })
+    .await?;
+    Ok(FanoutResult::Completed(c))
+}

@@ -1,0 +1,49 @@
+//! Step 10, locally: the delivery-log topic -> BigQuery. In production a BigQuery subscription writes the
+//! same JSON rows into the same table; the emulator cannot, so this sink pulls (unary pull: the emulator's
+//! streaming pull is slow), inserts with `insertAll` (insertId = log_id) and acknowledges only after the rows
+//! are in. A redelivered message is inserted again with the same log_id, and readers deduplicate by log_id.
+
+use super::Ctx;
+use crate::domain::DeliveryLogRow;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Moves one pull's worth of rows. Returns how many messages it handled.
+pub async fn drain_once(ctx: &Ctx) -> anyhow::Result<usize> {
+    let sub = ctx.settings.log_subscription();
+    let pulled = ctx.gcp.pubsub.pull(&sub, 1000).await?;
+    if pulled.is_empty() {
+        return Ok(0);
+    }
+    let mut rows = Vec::with_capacity(pulled.len());
+    let mut acks = Vec::with_capacity(pulled.len());
+    for m in pulled {
+        match serde_json::from_slice::<DeliveryLogRow>(&m.data) {
+            Ok(row) => rows.push((row.log_id.clone(), serde_json::to_value(&row)?)),
+            Err(e) => {
+                // Not a log row: nothing can ever insert it. Say so loudly (with a prefix of it), then drop it.
+                let prefix = String::from_utf8_lossy(&m.data[..m.data.len().min(200)]).into_owned();
+                tracing::error!(error = %e, message = %prefix, "malformed delivery-log message dropped");
+            }
+        }
+        acks.push(m.ack_id);
+    }
+    ctx.gcp.bigquery.insert_all("delivery_logs", &rows).await?;
+    let n = acks.len();
+    ctx.gcp.pubsub.acknowledge(&sub, acks).await?;
+    Ok(n)
+}
+
+/// Runs until `stop` is set.
+pub async fn run(ctx: Ctx, stop: CancellationToken) {
+    while !stop.is_cancelled() {
+        match drain_once(&ctx).await {
+            Ok(0) => tokio::time::sleep(Duration::from_millis(200)).await,
+            Ok(n) => tracing::debug!(rows = n, "delivery logs written"),
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "log sink: will retry");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}

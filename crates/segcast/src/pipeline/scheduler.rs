@@ -1,0 +1,152 @@
+//! The scheduler's tick: claim due campaigns and drive each through extraction, fan-out and diff-retry rounds
+//! for up to a time budget, then give the lease back. Cloud Scheduler calls the tick every minute; locally a
+//! loop calls it every second. Everything a tick does is durable in Datastore (status, checkpoint) or
+//! BigQuery (targets, logs), so the next tick — on this instance or another — continues where it stopped.
+
+use super::claim::{self, AdvanceError};
+use super::diff_retry::{self, RoundState};
+use super::fanout::{self, FanoutResult};
+use super::{Ctx, control, extract};
+use crate::domain::{Campaign, CampaignStatus, FailureReason};
+use std::time::Duration;
+use time::OffsetDateTime;
+use tokio::time::Instant;
+
+#[derive(Debug, Clone)]
+pub struct TickOptions {
+    /// Who we are (unique per process): the lease owner.
+    pub owner: String,
+    /// How long a tick may work on campaigns before returning.
+    pub budget: Duration,
+    /// Lease length; renewed at every step, so a crashed scheduler's campaigns are free again this soon.
+    pub lease: Duration,
+    /// How often a delivering campaign's round is checked within one tick.
+    pub poll: Duration,
+}
+
+impl TickOptions {
+    pub fn new(owner: impl Into<String>) -> Self {
+        Self {
+            owner: owner.into(),
+            budget: Duration::from_secs(50),
+            lease: Duration::from_secs(30),
+            poll: Duration::from_millis(500),
+        }
+    }
+}
+
+/// What one tick did, for the HTTP response and logs.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct TickReport {
+    pub due: usize,
+    pub claimed: Vec<String>,
+    pub errors: Vec<String>,
+}
+
+pub async fn tick(ctx: &Ctx, opts: &TickOptions) -> anyhow::Result<TickReport> {
+    let deadline = Instant::now() + opts.budget;
+    let due = claim::find_due(&ctx.gcp.datastore, OffsetDateTime::now_utc()).await?;
+    let mut report = TickReport { due: due.len(), ..Default::default() };
+    let mut tasks = Vec::new();
+    for c in due {
+        let Some(c) = claim::claim(&ctx.gcp.datastore, &c.id, &opts.owner, opts.lease).await? else { continue };
+        report.claimed.push(c.id.to_string());
+        let (ctx, opts) = (ctx.clone(), opts.clone());
+        tasks.push(tokio::spawn(async move {
+            let id = c.id.clone();
+            let result = drive(&ctx, c, &opts, deadline).await;
+            if let Err(e) = claim::release(&ctx.gcp.datastore, &id, &opts.owner).await {
+                tracing::warn!(campaign = %id, error = %format!("{e:#}"), "could not release the lease (it will expire)");
+            }
+            result.map_err(|e| format!("{id}: {e:#}"))
+        }));
+    }
+    for t in tasks {
+        match t.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => report.errors.push(e),
+            Err(e) => report.errors.push(format!("task failed: {e}")),
+        }
+    }
+    Ok(report)
+}
+
+/// Drives one claimed campaign until it waits, ends, or the deadline passes.
+async fn drive(ctx: &Ctx, mut c: Campaign, opts: &TickOptions, deadline: Instant) -> anyhow::Result<()> {
+    let ds = &ctx.gcp.datastore;
+    let (owner, lease) = (opts.owner.as_str(), opts.lease);
+    loop {
+        if Instant::now() >= deadline {
+            return Ok(());
+        }
+        if c.next_check_at.is_some_and(|t| t > OffsetDateTime::now_utc()) {
+            return Ok(());
+        }
+        let step: Result<Campaign, AdvanceError> = match c.status {
+            CampaignStatus::Extracting => extract::run(ctx, &c, owner, lease).await,
+            CampaignStatus::FanningOut => {
+                republish_parked(ctx, &c).await?;
+                match fanout::run(ctx, &c, owner, lease, deadline).await {
+                    Ok(FanoutResult::Completed(c)) => Ok(c),
+                    Ok(FanoutResult::Yielded) => return Ok(()),
+                    Err(e) => Err(e),
+                }
+            }
+            CampaignStatus::Delivering | CampaignStatus::Retrying => {
+                republish_parked(ctx, &c).await?;
+                match diff_retry::check(ctx, &c, owner, lease).await {
+                    Ok(RoundState::Advanced(c)) => Ok(c),
+                    Ok(RoundState::Waiting { settled, expected }) => {
+                        tracing::debug!(campaign = %c.id, settled, expected, "round in progress");
+                        tokio::time::sleep(opts.poll).await;
+                        // Renew the lease (and notice a pause or cancel) while waiting.
+                        claim::advance(ds, &c.id, owner, c.status, lease, |_| Ok(())).await
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            CampaignStatus::Canceled if c.completed_at.is_none() => {
+                diff_retry::settle_remaining(ctx, &c, FailureReason::Canceled).await?;
+                let counts = diff_retry::final_counts(ctx, &c).await?;
+                claim::advance(ds, &c.id, owner, CampaignStatus::Canceled, lease, |x| {
+                    x.counts = counts.clone();
+                    x.completed_at = Some(OffsetDateTime::now_utc());
+                    Ok(())
+                })
+                .await
+            }
+            _ => return Ok(()),
+        };
+        match step {
+            Ok(next) => {
+                if next.status != c.status {
+                    tracing::info!(campaign = %c.id, from = %c.status, to = %next.status, round = next.round, "campaign advanced");
+                }
+                c = next;
+            }
+            Err(AdvanceError::StatusChanged(id, status)) => {
+                tracing::info!(campaign = %id, %status, "campaign changed by a command; stopping here");
+                return Ok(());
+            }
+            Err(AdvanceError::LeaseLost(id)) => {
+                tracing::warn!(campaign = %id, "lease lost; another scheduler has the campaign");
+                return Ok(());
+            }
+            Err(AdvanceError::Other(e)) => return Err(e),
+        }
+    }
+}
+
+/// A resumed campaign's parked batches go back to the delivery topics (same ids, same keys).
+async fn republish_parked(ctx: &Ctx, c: &Campaign) -> anyhow::Result<()> {
+    let parked = control::parked(&ctx.gcp.datastore, &c.id).await?;
+    for (i, p) in parked.iter().enumerate() {
+        let topic = ctx.settings.delivery_topic(i % ctx.settings.delivery_topics);
+        ctx.gcp.pubsub.publish(&topic, serde_json::to_vec(&p.batch)?, &[("batch_id", p.batch.id.to_string())]).await?;
+        ctx.gcp.datastore.delete::<crate::catalog::ParkedBatch>(p.batch.id.as_str()).await?;
+    }
+    if !parked.is_empty() {
+        tracing::info!(campaign = %c.id, batches = parked.len(), "re-published parked batches");
+    }
+    Ok(())
+}

@@ -1,0 +1,78 @@
+//! Every BigQuery statement segcast runs, compiled in from the repository's `sql/` directory.
+//!
+//! Placeholders in braces (`{dataset}`, `{campaign}`, ...) are filled by [`Sql::render`]; only identifiers that
+//! were validated (dataset from configuration, campaign IDs, round numbers, the bucket) and segment SQL that
+//! was validated on save are ever spliced. Values go in as query parameters.
+
+macro_rules! sql_file {
+    ($path:literal) => {
+        include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../sql/", $path))
+    };
+}
+
+/// A statement from `sql/`, by file name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sql {
+    pub file: &'static str,
+    pub text: &'static str,
+}
+
+pub const DELIVERY_LOGS: Sql = Sql { file: "ddl/delivery_logs.sql", text: sql_file!("ddl/delivery_logs.sql") };
+pub const CLICK_LOGS: Sql = Sql { file: "ddl/click_logs.sql", text: sql_file!("ddl/click_logs.sql") };
+pub const RECIPIENT_OUTCOMES: Sql =
+    Sql { file: "ddl/recipient_outcomes.sql", text: sql_file!("ddl/recipient_outcomes.sql") };
+pub const SNAPSHOT_TARGETS: Sql =
+    Sql { file: "pipeline/snapshot_targets.sql", text: sql_file!("pipeline/snapshot_targets.sql") };
+pub const LOG_INVALID_TARGETS: Sql =
+    Sql { file: "pipeline/log_invalid_targets.sql", text: sql_file!("pipeline/log_invalid_targets.sql") };
+pub const COUNT_TARGETS: Sql = Sql { file: "pipeline/count_targets.sql", text: sql_file!("pipeline/count_targets.sql") };
+pub const EXPORT_ROUND: Sql = Sql { file: "pipeline/export_round.sql", text: sql_file!("pipeline/export_round.sql") };
+pub const ROUND_SETTLED: Sql = Sql { file: "pipeline/round_settled.sql", text: sql_file!("pipeline/round_settled.sql") };
+pub const DIFF_RETRY: Sql = Sql { file: "pipeline/diff_retry.sql", text: sql_file!("pipeline/diff_retry.sql") };
+pub const LOG_REMAINING: Sql = Sql { file: "pipeline/log_remaining.sql", text: sql_file!("pipeline/log_remaining.sql") };
+pub const CAMPAIGN_OUTCOMES: Sql =
+    Sql { file: "stats/campaign_outcomes.sql", text: sql_file!("stats/campaign_outcomes.sql") };
+
+/// The DDL that sets up a dataset, in order.
+pub const DDL: &[Sql] = &[DELIVERY_LOGS, CLICK_LOGS, RECIPIENT_OUTCOMES];
+
+impl Sql {
+    /// The statement with each `{name}` replaced by its value. Panics (a programming error) when a placeholder
+    /// of the statement is left unfilled.
+    /// Full-line `--` comments are dropped: they document the files, and the BigQuery emulator would otherwise
+    /// read `@names` inside them as parameters and refuses `EXPORT DATA` after a comment.
+    pub fn render(&self, values: &[(&str, &str)]) -> String {
+        let mut out: String = self
+            .text
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("--"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        for (name, value) in values {
+            out = out.replace(&format!("{{{name}}}"), value);
+        }
+        for name in ["dataset", "campaign", "round", "bucket", "segment_sql", "round_table"] {
+            assert!(!out.contains(&format!("{{{name}}}")), "{}: placeholder {{{name}}} left unfilled", self.file);
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rendering_fills_placeholders_and_keeps_regex_braces() {
+        let s = SNAPSHOT_TARGETS.render(&[("dataset", "ds"), ("campaign", "c_1"), ("segment_sql", "SELECT 1")]);
+        assert!(s.contains("`ds.targets_c_1`"));
+        assert!(s.contains("{32}"), "regex quantifiers are not placeholders");
+        assert!(!s.contains("--"), "comments are dropped");
+    }
+
+    #[test]
+    #[should_panic(expected = "left unfilled")]
+    fn a_missing_value_is_caught() {
+        DELIVERY_LOGS.render(&[]);
+    }
+}

@@ -1,0 +1,12 @@
+-- The diff retry: targets EXCEPT DISTINCT recipients already settled for good (delivered, validated, or failed
+-- for a reason that retrying cannot change). What remains is owed another round.
+CREATE OR REPLACE TABLE `{dataset}.round_{campaign}_{round}` AS
+SELECT targets.*
+FROM `{dataset}.targets_{campaign}` AS targets
+JOIN (
+  SELECT user_id FROM `{dataset}.targets_{campaign}`
+  EXCEPT DISTINCT
+  SELECT recipient FROM `{dataset}.delivery_logs`, UNNEST(recipients) AS recipient
+  WHERE campaign_id = @campaign AND outcome IN ('delivered', 'validated', 'failed')
+) AS owed
+ON targets.user_id = owed.user_id
