@@ -1,1 +1,259 @@
-//! End-to-end test support.
+//! End-to-end test support: a [`TestEnv`] is one isolated segcast deployment on the local emulator stack —
+//! its own Datastore namespace, BigQuery dataset, topics and fake LINE server, with the delivery handler and
+//! log sink running in-process on port 0 — so tests run side by side on one stack. The demo uses it too.
+
+use anyhow::{Context, bail};
+use devstack::{Stack, StackOptions};
+use fake_line::FakeLine;
+use segcast::apps::delivery::{DeliveryApp, router};
+use segcast::apps::push_auth::PushAuth;
+use segcast::catalog::{Channel, Content, Segment};
+use segcast::config::Settings;
+use segcast::domain::{Campaign, CampaignCounts, CampaignId, CampaignStatus, ChannelId, ContentId, Messages, SegmentId};
+use segcast::line::LineClient;
+use segcast::line::token::TokenProvider;
+use segcast::pipeline::scheduler::{TickOptions, tick};
+use segcast::pipeline::{Ctx, control, log_sink, provision};
+use std::sync::OnceLock;
+use std::time::Duration;
+use time::OffsetDateTime;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// The channel every test sends on (the fake LINE server issues a token for any channel by default).
+pub const CHANNEL: &str = "1656000001";
+pub const CHANNEL_SECRET: &str = "test-channel-secret-do-not-log";
+
+/// One stack per test process: attached from the environment (`SEGCAST_STACK_PID`, set by sourcing a stack's env
+/// file) or started here and stopped when the process exits (its processes die with it).
+pub fn stack() -> &'static Stack {
+    static STACK: OnceLock<Stack> = OnceLock::new();
+    STACK.get_or_init(|| {
+        if std::env::var_os("SEGCAST_STACK_PID").is_some() {
+            Stack::from_env().expect("attaching to the stack in the environment")
+        } else {
+            Stack::start_blocking(StackOptions::default()).expect("starting the local stack")
+        }
+    })
+}
+
+/// How to set up a [`TestEnv`].
+#[derive(Clone)]
+pub struct EnvOptions {
+    pub fake_line: fake_line::Config,
+    /// Extra settings (environment variable names of [`Settings`]).
+    pub settings: Vec<(String, String)>,
+    /// Run the delivery handler and log sink (tests of single stages may not want them).
+    pub run_services: bool,
+    /// Use this LINE server instead of starting a fake (the demo, pointed at a real or running fake LINE).
+    pub line_url: Option<String>,
+    /// The LINE channel to send on (default [`CHANNEL`]).
+    pub channel: Option<String>,
+}
+
+impl Default for EnvOptions {
+    fn default() -> Self {
+        Self {
+            fake_line: fake_line::Config::default(),
+            settings: Vec::new(),
+            run_services: true,
+            line_url: None,
+            channel: None,
+        }
+    }
+}
+
+impl EnvOptions {
+    pub fn set(mut self, key: &str, value: impl ToString) -> Self {
+        self.settings.push((key.to_owned(), value.to_string()));
+        self
+    }
+}
+
+pub struct TestEnv {
+    pub ctx: Ctx,
+    pub line: Option<FakeLine>,
+    pub line_url: String,
+    pub line_client: LineClient,
+    pub handler_url: String,
+    pub channel: ChannelId,
+    pub prefix: String,
+    stop: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl TestEnv {
+    pub async fn start() -> anyhow::Result<Self> {
+        Self::start_with(EnvOptions::default()).await
+    }
+
+    pub async fn start_with(opts: EnvOptions) -> anyhow::Result<Self> {
+        let stack = stack();
+        let id = &uuid::Uuid::new_v4().simple().to_string()[..10];
+        let prefix = format!("t{id}");
+        let (line, line_url) = match &opts.line_url {
+            Some(url) => (None, url.clone()),
+            None => {
+                let fake = FakeLine::start("127.0.0.1:0".parse()?, opts.fake_line.clone()).await?;
+                let url = fake.url();
+                (Some(fake), url)
+            }
+        };
+        let push_token = format!("push-{}", uuid::Uuid::new_v4().simple());
+        let mut vars = stack.env_vars();
+        vars.extend([
+            ("SEGCAST_NAMESPACE".into(), prefix.clone()),
+            ("SEGCAST_DATASET".into(), prefix.clone()),
+            ("SEGCAST_TOPIC_PREFIX".into(), format!("{prefix}-delivery")),
+            ("SEGCAST_LOG_TOPIC".into(), format!("{prefix}-log")),
+            ("SEGCAST_PUSH_TOKEN".into(), push_token),
+            ("LINE_API_BASE_URL".into(), line_url.clone()),
+            ("SEGCAST_PUSH_BUDGET_SECONDS".into(), "20".into()),
+        ]);
+        vars.extend(opts.settings.iter().cloned());
+        let settings = Settings::from_vars(vars.clone())?;
+        let ctx = Ctx::connect(settings.clone()).await?;
+        let channel = ChannelId::parse(opts.channel.as_deref().unwrap_or(CHANNEL))?;
+        let http = reqwest::Client::builder().timeout(settings.line.request_timeout).build()?;
+        let mut token_vars = vec![(format!("LINE_CHANNEL_{CHANNEL}_SECRET"), CHANNEL_SECRET.to_owned())];
+        token_vars.extend(vars.iter().filter(|(k, _)| k.starts_with("LINE_CHANNEL")).cloned());
+        let tokens = TokenProvider::from_vars(http.clone(), &line_url, token_vars);
+        let line_client = LineClient::with_tokens(&settings.line, http, tokens);
+
+        let stop = CancellationToken::new();
+        let mut tasks = Vec::new();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let handler_url = format!("http://{}", listener.local_addr()?);
+        provision::bigquery(&ctx).await.context("creating the dataset and tables")?;
+        provision::pubsub(&ctx, &handler_url).await.context("creating topics and subscriptions")?;
+        if opts.run_services {
+            let app = router(DeliveryApp {
+                ctx: ctx.clone(),
+                line: line_client.clone(),
+                auth: PushAuth::from_settings(&settings.delivery)?,
+            });
+            let s = stop.clone();
+            tasks.push(tokio::spawn(async move {
+                let _ = axum::serve(listener, app).with_graceful_shutdown(async move { s.cancelled().await }).await;
+            }));
+            for _ in 0..2 {
+                tasks.push(tokio::spawn(log_sink::run(ctx.clone(), stop.clone())));
+            }
+        }
+        Ok(Self { ctx, line, line_url, line_client, handler_url, channel, prefix, stop, tasks })
+    }
+
+    pub fn fake(&self) -> &FakeLine {
+        self.line.as_ref().expect("this environment has no fake LINE server")
+    }
+
+    /// A BigQuery table `users` in this environment's dataset with `n` synthetic LINE users (and a `name`).
+    pub async fn users_table(&self, table: &str, n: u64) -> anyhow::Result<String> {
+        let fq = format!("{}.{table}", self.ctx.settings.dataset);
+        self.ctx
+            .gcp
+            .bigquery
+            .execute(
+                &format!(
+                    "CREATE OR REPLACE TABLE `{fq}` AS SELECT CONCAT('U', TO_HEX(MD5(CAST(n AS STRING)))) AS user_id, \
+                     CONCAT('member', CAST(n AS STRING)) AS name FROM UNNEST(GENERATE_ARRAY(1, {n})) AS n"
+                ),
+                &[],
+            )
+            .await?;
+        Ok(fq)
+    }
+
+    /// Registers content, segment and channel, and a campaign due now (scheduled). Returns the campaign id.
+    pub async fn campaign(&self, messages: serde_json::Value, segment_sql: &str, dry_run: bool) -> anyhow::Result<CampaignId> {
+        let ds = &self.ctx.gcp.datastore;
+        let now = OffsetDateTime::now_utc();
+        let messages = Messages::parse(&messages).map_err(|e| anyhow::anyhow!("content: {e:?}"))?;
+        let content = Content { id: ContentId::generate(), name: "test content".into(), messages, updated_at: now };
+        let segment = Segment {
+            id: SegmentId::generate(),
+            name: "test segment".into(),
+            sql: Segment::parse_sql(segment_sql)?,
+            updated_at: now,
+        };
+        ds.upsert(&content).await?;
+        ds.upsert(&segment).await?;
+        ds.upsert(&Channel { id: self.channel.clone(), name: "test channel".into() }).await?;
+        let campaign = Campaign {
+            id: CampaignId::generate(),
+            name: "test campaign".into(),
+            content_id: content.id,
+            segment_id: segment.id,
+            channel_id: self.channel.clone(),
+            send_at: now,
+            status: CampaignStatus::Draft,
+            status_reason: None,
+            paused_from: None,
+            dry_run,
+            round: 1,
+            max_rounds: 4,
+            lease: None,
+            counts: CampaignCounts::default(),
+            round_files: Vec::new(),
+            next_check_at: None,
+            started_at: None,
+            completed_at: None,
+            updated_at: now,
+        };
+        control::create(ds, &campaign).await?;
+        control::schedule(ds, &campaign.id).await?;
+        Ok(campaign.id)
+    }
+
+    pub async fn get(&self, id: &CampaignId) -> anyhow::Result<Campaign> {
+        self.ctx.gcp.datastore.get(id.as_str()).await?.context("campaign vanished")
+    }
+
+    /// Ticks a scheduler (named `owner`) until `done(campaign)` or `timeout`.
+    pub async fn run_until(
+        &self,
+        id: &CampaignId,
+        owner: &str,
+        timeout: Duration,
+        done: impl Fn(&Campaign) -> bool,
+    ) -> anyhow::Result<Campaign> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut opts = TickOptions::new(owner);
+        opts.budget = Duration::from_secs(2);
+        opts.poll = Duration::from_millis(200);
+        loop {
+            let report = tick(&self.ctx, &opts).await?;
+            if !report.errors.is_empty() {
+                bail!("scheduler errors: {:?}", report.errors);
+            }
+            let c = self.get(id).await?;
+            if done(&c) {
+                return Ok(c);
+            }
+            if tokio::time::Instant::now() > deadline {
+                bail!("campaign {id} did not get there in {timeout:?}: it is {} ({:?})", c.status, c.counts);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Runs the campaign to a final state.
+    pub async fn run_to_end(&self, id: &CampaignId, timeout: Duration) -> anyhow::Result<Campaign> {
+        self.run_until(id, "test-scheduler", timeout, |c| c.status.is_final() && c.completed_at.is_some()).await
+    }
+
+    pub async fn stop(self) {
+        self.stop.cancel();
+        for t in self.tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+        }
+        if let Some(l) = self.line {
+            l.shutdown().await;
+        }
+    }
+}
+
+/// A simple text message.
+pub fn text(s: &str) -> serde_json::Value {
+    serde_json::json!([{ "type": "text", "text": s }])
+}

@@ -9,6 +9,7 @@
 //! - [`pipeline`]: the stages of the flow, one module each (claim, extract, fan-out, deliver, log sink, diff retry).
 //! - [`catalog`]: contents, segments, channels and campaigns as Datastore entities.
 
+pub mod apps;
 pub mod catalog;
 pub mod config;
 pub mod domain;

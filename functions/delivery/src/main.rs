@@ -1,1 +1,19 @@
-fn main() {}
+//! segcast-delivery: the Pub/Sub push handler that sends batches to LINE (see `segcast::pipeline::deliver`).
+
+use segcast::apps::{self, delivery::DeliveryApp, push_auth::PushAuth};
+use segcast::config::{Settings, listen_port};
+use segcast::line::LineClient;
+use segcast::pipeline::Ctx;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    segcast::telemetry::init("delivery");
+    let settings = Settings::from_env()?;
+    let auth = PushAuth::from_settings(&settings.delivery)?;
+    let line = LineClient::new(&settings.line)?;
+    let ctx = Ctx::connect(settings).await?;
+    let listener = tokio::net::TcpListener::bind(("0.0.0.0", listen_port())).await?;
+    tracing::info!(addr = %listener.local_addr()?, "delivery handler listening");
+    apps::serve(listener, apps::delivery::router(DeliveryApp { ctx, line, auth })).await?;
+    Ok(())
+}

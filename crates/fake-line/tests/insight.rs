@@ -1,0 +1,78 @@
+//! `GET /v2/bot/insight/message/event/aggregation`: LINE's per-unit statistics shape, null values under 20
+//! unique users, numbers derived from the unit's deliveries in the date range, and parameter checks.
+
+mod common;
+
+use common::*;
+use fake_line::Config;
+use serde_json::{Value, json};
+
+fn today_jst() -> String {
+    let now = time::OffsetDateTime::now_utc().to_offset(time::UtcOffset::from_hms(9, 0, 0).unwrap());
+    let d = now.date();
+    format!("{:04}{:02}{:02}", d.year(), u8::from(d.month()), d.day())
+}
+
+#[tokio::test]
+async fn statistics_per_unit() {
+    let env = start(Config::default()).await;
+    let flex = json!({"type": "flex", "altText": "sale", "contents": {"type": "bubble",
+        "footer": {"type": "box", "layout": "vertical", "contents": [
+            {"type": "button", "action": {"type": "uri", "label": "Go", "uri": "https://example.com/sale"}}]}}});
+    let small = json!({"to": users(0..10), "messages": [{"type": "text", "text": "hi"}, flex], "customAggregationUnits": ["small"]});
+    assert_eq!(env.post("/v2/bot/message/multicast", &small, None).await.status(), 200);
+    let big = json!({"to": users(0..100), "messages": [{"type": "text", "text": "hi"}, flex], "customAggregationUnits": ["big"]});
+    assert_eq!(env.post("/v2/bot/message/multicast", &big, None).await.status(), 200);
+
+    let day = today_jst();
+    let q = |unit: &str| format!("/v2/bot/insight/message/event/aggregation?customAggregationUnit={unit}&from={day}&to={day}");
+
+    let small: Value = env.get(&q("small")).await.json().await.unwrap();
+    assert_eq!(small["overview"]["uniqueImpression"], Value::Null, "under 20 users: null");
+    assert_eq!(small["messages"].as_array().unwrap().len(), 2);
+    assert_eq!(small["messages"][0]["impression"], Value::Null);
+
+    let big: Value = env.get(&q("big")).await.json().await.unwrap();
+    assert_eq!(big["overview"]["uniqueImpression"], 60, "60% of 100 users by default");
+    assert_eq!(big["overview"]["uniqueClick"], 10);
+    assert_eq!(big["overview"]["uniqueMediaPlayed"], Value::Null);
+    assert_eq!(big["messages"][1]["seq"], 2);
+    assert_eq!(big["clicks"], json!([{"seq": 2, "url": "https://example.com/sale", "click": 10,
+                                       "uniqueClick": 10, "uniqueClickOfRequest": 10}]));
+
+    // Another day range sees nothing; unknown units answer nulls and empty lists.
+    let old: Value = env
+        .get("/v2/bot/insight/message/event/aggregation?customAggregationUnit=big&from=20200101&to=20200131")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(old["overview"]["uniqueImpression"], Value::Null);
+    let none: Value = env.get(&q("nothing")).await.json().await.unwrap();
+    assert_eq!(none["messages"], json!([]));
+    assert_eq!(none["clicks"], json!([]));
+    env.fake.shutdown().await;
+}
+
+#[tokio::test]
+async fn parameters_are_checked() {
+    let env = start(Config::default()).await;
+    let resp = env
+        .get("/v2/bot/insight/message/event/aggregation?customAggregationUnit=bad-name&from=2024&to=20240101")
+        .await;
+    assert_eq!(resp.status(), 400);
+    let body: Value = resp.json().await.unwrap();
+    let mut props = detail_properties(&body);
+    props.sort();
+    assert_eq!(props, vec!["customAggregationUnit", "from"]);
+    let resp = env.get("/v2/bot/insight/message/event/aggregation").await;
+    assert_eq!(resp.status(), 400);
+    let resp = env
+        .http
+        .get(format!("{}/v2/bot/insight/message/event/aggregation?customAggregationUnit=a&from=20240101&to=20240101", env.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    env.fake.shutdown().await;
+}
