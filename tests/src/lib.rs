@@ -9,7 +9,9 @@ use segcast::apps::delivery::{DeliveryApp, router};
 use segcast::apps::push_auth::PushAuth;
 use segcast::catalog::{Channel, Content, Segment};
 use segcast::config::Settings;
-use segcast::domain::{Campaign, CampaignCounts, CampaignId, CampaignStatus, ChannelId, ContentId, Messages, SegmentId};
+use segcast::domain::{
+    Campaign, CampaignCounts, CampaignId, CampaignStatus, ChannelId, ContentId, Messages, SegmentId,
+};
 use segcast::line::LineClient;
 use segcast::line::token::TokenProvider;
 use segcast::pipeline::scheduler::{TickOptions, tick};
@@ -114,9 +116,18 @@ impl TestEnv {
         let settings = Settings::from_vars(vars.clone())?;
         let ctx = Ctx::connect(settings.clone()).await?;
         let channel = ChannelId::parse(opts.channel.as_deref().unwrap_or(CHANNEL))?;
-        let http = reqwest::Client::builder().timeout(settings.line.request_timeout).build()?;
-        let mut token_vars = vec![(format!("LINE_CHANNEL_{CHANNEL}_SECRET"), CHANNEL_SECRET.to_owned())];
-        token_vars.extend(vars.iter().filter(|(k, _)| k.starts_with("LINE_CHANNEL")).cloned());
+        let http = reqwest::Client::builder()
+            .timeout(settings.line.request_timeout)
+            .build()?;
+        let mut token_vars = vec![(
+            format!("LINE_CHANNEL_{CHANNEL}_SECRET"),
+            CHANNEL_SECRET.to_owned(),
+        )];
+        token_vars.extend(
+            vars.iter()
+                .filter(|(k, _)| k.starts_with("LINE_CHANNEL"))
+                .cloned(),
+        );
         let tokens = TokenProvider::from_vars(http.clone(), &line_url, token_vars);
         let line_client = LineClient::with_tokens(&settings.line, http, tokens);
 
@@ -124,8 +135,12 @@ impl TestEnv {
         let mut tasks = Vec::new();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let handler_url = format!("http://{}", listener.local_addr()?);
-        provision::bigquery(&ctx).await.context("creating the dataset and tables")?;
-        provision::pubsub(&ctx, &handler_url).await.context("creating topics and subscriptions")?;
+        provision::bigquery(&ctx)
+            .await
+            .context("creating the dataset and tables")?;
+        provision::pubsub(&ctx, &handler_url)
+            .await
+            .context("creating topics and subscriptions")?;
         if opts.run_services {
             let app = router(DeliveryApp {
                 ctx: ctx.clone(),
@@ -134,17 +149,31 @@ impl TestEnv {
             });
             let s = stop.clone();
             tasks.push(tokio::spawn(async move {
-                let _ = axum::serve(listener, app).with_graceful_shutdown(async move { s.cancelled().await }).await;
+                let _ = axum::serve(listener, app)
+                    .with_graceful_shutdown(async move { s.cancelled().await })
+                    .await;
             }));
             for _ in 0..2 {
                 tasks.push(tokio::spawn(log_sink::run(ctx.clone(), stop.clone())));
             }
         }
-        Ok(Self { ctx, line, line_url, line_client, handler_url, channel, prefix, stop, tasks })
+        Ok(Self {
+            ctx,
+            line,
+            line_url,
+            line_client,
+            handler_url,
+            channel,
+            prefix,
+            stop,
+            tasks,
+        })
     }
 
     pub fn fake(&self) -> &FakeLine {
-        self.line.as_ref().expect("this environment has no fake LINE server")
+        self.line
+            .as_ref()
+            .expect("this environment has no fake LINE server")
     }
 
     /// A BigQuery table `users` in this environment's dataset with `n` synthetic LINE users (and a `name`).
@@ -165,11 +194,21 @@ impl TestEnv {
     }
 
     /// Registers content, segment and channel, and a campaign due now (scheduled). Returns the campaign id.
-    pub async fn campaign(&self, messages: serde_json::Value, segment_sql: &str, dry_run: bool) -> anyhow::Result<CampaignId> {
+    pub async fn campaign(
+        &self,
+        messages: serde_json::Value,
+        segment_sql: &str,
+        dry_run: bool,
+    ) -> anyhow::Result<CampaignId> {
         let ds = &self.ctx.gcp.datastore;
         let now = OffsetDateTime::now_utc();
         let messages = Messages::parse(&messages).map_err(|e| anyhow::anyhow!("content: {e:?}"))?;
-        let content = Content { id: ContentId::generate(), name: "test content".into(), messages, updated_at: now };
+        let content = Content {
+            id: ContentId::generate(),
+            name: "test content".into(),
+            messages,
+            updated_at: now,
+        };
         let segment = Segment {
             id: SegmentId::generate(),
             name: "test segment".into(),
@@ -178,7 +217,11 @@ impl TestEnv {
         };
         ds.upsert(&content).await?;
         ds.upsert(&segment).await?;
-        ds.upsert(&Channel { id: self.channel.clone(), name: "test channel".into() }).await?;
+        ds.upsert(&Channel {
+            id: self.channel.clone(),
+            name: "test channel".into(),
+        })
+        .await?;
         let campaign = Campaign {
             id: CampaignId::generate(),
             name: "test campaign".into(),
@@ -206,7 +249,12 @@ impl TestEnv {
     }
 
     pub async fn get(&self, id: &CampaignId) -> anyhow::Result<Campaign> {
-        self.ctx.gcp.datastore.get(id.as_str()).await?.context("campaign vanished")
+        self.ctx
+            .gcp
+            .datastore
+            .get(id.as_str())
+            .await?
+            .context("campaign vanished")
     }
 
     /// Ticks a scheduler (named `owner`) until `done(campaign)` or `timeout`.
@@ -231,7 +279,11 @@ impl TestEnv {
                 return Ok(c);
             }
             if tokio::time::Instant::now() > deadline {
-                bail!("campaign {id} did not get there in {timeout:?}: it is {} ({:?})", c.status, c.counts);
+                bail!(
+                    "campaign {id} did not get there in {timeout:?}: it is {} ({:?})",
+                    c.status,
+                    c.counts
+                );
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
@@ -239,7 +291,10 @@ impl TestEnv {
 
     /// Runs the campaign to a final state.
     pub async fn run_to_end(&self, id: &CampaignId, timeout: Duration) -> anyhow::Result<Campaign> {
-        self.run_until(id, "test-scheduler", timeout, |c| c.status.is_final() && c.completed_at.is_some()).await
+        self.run_until(id, "test-scheduler", timeout, |c| {
+            c.status.is_final() && c.completed_at.is_some()
+        })
+        .await
     }
 
     pub async fn stop(self) {

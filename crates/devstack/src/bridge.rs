@@ -56,7 +56,11 @@ struct BridgeState {
 impl Bridge {
     /// Starts serving on `listener`, forwarding to fake-gcs-server at `backend`, whose filesystem root
     /// (shared with bqemulator's `BQEMU_GCS_LOCAL_ROOT`) is `root`. Must run inside a tokio runtime.
-    pub fn start(listener: std::net::TcpListener, backend: SocketAddr, root: PathBuf) -> io::Result<Self> {
+    pub fn start(
+        listener: std::net::TcpListener,
+        backend: SocketAddr,
+        root: PathBuf,
+    ) -> io::Result<Self> {
         check_xattr_support(&root)?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
@@ -64,7 +68,12 @@ impl Bridge {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         let client = Client::builder(TokioExecutor::new()).build(connector);
-        let state = Arc::new(BridgeState { backend, root, client, sync_lock: Arc::default() });
+        let state = Arc::new(BridgeState {
+            backend,
+            root,
+            client,
+            sync_lock: Arc::default(),
+        });
         let app = axum::Router::new().fallback(proxy).with_state(state);
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
@@ -75,7 +84,11 @@ impl Bridge {
                 tracing::error!(error = %e, "GCS bridge stopped");
             }
         });
-        Ok(Self { addr, shutdown: Some(tx), task: Some(task) })
+        Ok(Self {
+            addr,
+            shutdown: Some(tx),
+            task: Some(task),
+        })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -126,7 +139,11 @@ async fn proxy(State(state): State<Arc<BridgeState>>, req: Request) -> Response 
         Ok(resp) => resp,
         Err(e) => {
             tracing::warn!(error = %e, "bridge could not reach fake-gcs-server");
-            (StatusCode::BAD_GATEWAY, format!("segcast GCS bridge: {e}\n")).into_response()
+            (
+                StatusCode::BAD_GATEWAY,
+                format!("segcast GCS bridge: {e}\n"),
+            )
+                .into_response()
         }
     }
 }
@@ -135,13 +152,22 @@ async fn forward(state: &BridgeState, req: Request) -> anyhow::Result<Response> 
     let (mut parts, body) = req.into_parts();
     let path_and_query = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
     parts.uri = Uri::try_from(format!("http://{}{}", state.backend, path_and_query))?;
-    for name in [header::CONNECTION, header::TRANSFER_ENCODING, header::UPGRADE, header::TE, header::TRAILER] {
+    for name in [
+        header::CONNECTION,
+        header::TRANSFER_ENCODING,
+        header::UPGRADE,
+        header::TE,
+        header::TRAILER,
+    ] {
         parts.headers.remove(name);
     }
     parts.headers.remove("keep-alive");
     parts.headers.remove("proxy-connection");
     let host = parts.headers.get(header::HOST).cloned();
-    let resp = state.client.request(http::Request::from_parts(parts, body)).await?;
+    let resp = state
+        .client
+        .request(http::Request::from_parts(parts, body))
+        .await?;
     let (mut parts, body) = resp.into_parts();
     // fake-gcs-server builds resumable-upload URLs from the Host without its port; point them back here.
     if let (Some(location), Some(host)) = (parts.headers.get(header::LOCATION), host)
@@ -151,8 +177,7 @@ async fn forward(state: &BridgeState, req: Request) -> anyhow::Result<Response> 
     }
     parts.headers.remove(header::CONNECTION);
     parts.headers.remove("keep-alive");
-    let all = http_body_util::BodyExt::collect(body).await?.to_bytes();
-    Ok(Response::from_parts(parts, Body::from(all)))
+    Ok(Response::from_parts(parts, Body::new(body)))
 }
 
 /// Rewrites `http://127.0.0.1/...` (port lost) to `http://<host>/...`.
@@ -164,7 +189,11 @@ fn fix_location(location: &HeaderValue, host: &HeaderValue) -> Option<HeaderValu
         return None;
     }
     let pq = loc.path_and_query().map_or("/", |pq| pq.as_str());
-    HeaderValue::from_str(&format!("{}://{host}{pq}", loc.scheme_str().unwrap_or("http"))).ok()
+    HeaderValue::from_str(&format!(
+        "{}://{host}{pq}",
+        loc.scheme_str().unwrap_or("http")
+    ))
+    .ok()
 }
 
 /// What a request reads, and so what must be synced before it is forwarded.
@@ -198,10 +227,16 @@ pub fn classify(method: &Method, path: &str, query: Option<&str>) -> Option<Sync
             }
             Some(r) => {
                 let object = r.strip_prefix("o/")?;
-                if object.contains("/copyTo/") || object.contains("/rewriteTo/") || object.ends_with("/compose") {
+                if object.contains("/copyTo/")
+                    || object.contains("/rewriteTo/")
+                    || object.ends_with("/compose")
+                {
                     Some(SyncTarget::Bucket { bucket })
                 } else {
-                    Some(SyncTarget::Object { bucket, object: decode(object)? })
+                    Some(SyncTarget::Object {
+                        bucket,
+                        object: decode(object)?,
+                    })
                 }
             }
         };
@@ -211,12 +246,20 @@ pub fn classify(method: &Method, path: &str, query: Option<&str>) -> Option<Sync
     }
     let (bucket, object) = path.split_once('/')?;
     (!bucket.is_empty() && !object.is_empty())
-        .then(|| Some(SyncTarget::Object { bucket: decode(bucket)?, object: decode(object)? }))
+        .then(|| {
+            Some(SyncTarget::Object {
+                bucket: decode(bucket)?,
+                object: decode(object)?,
+            })
+        })
         .flatten()
 }
 
 fn decode(s: &str) -> Option<String> {
-    percent_decode_str(s).decode_utf8().ok().map(|c| c.into_owned())
+    percent_decode_str(s)
+        .decode_utf8()
+        .ok()
+        .map(|c| c.into_owned())
 }
 
 fn query_param(query: &str, name: &str) -> Option<String> {
@@ -237,12 +280,20 @@ fn safe_relative(name: &str) -> Option<PathBuf> {
 pub fn sync_target(root: &Path, target: &SyncTarget) -> io::Result<usize> {
     match target {
         SyncTarget::Object { bucket, object } => {
-            let (Some(b), Some(o)) = (safe_relative(bucket), safe_relative(object)) else { return Ok(0) };
+            let (Some(b), Some(o)) = (safe_relative(bucket), safe_relative(object)) else {
+                return Ok(0);
+            };
             let path = root.join(b).join(o);
-            if path.is_file() { Ok(usize::from(sync_file(&path)?)) } else { Ok(0) }
+            if path.is_file() {
+                Ok(usize::from(sync_file(&path)?))
+            } else {
+                Ok(0)
+            }
         }
         SyncTarget::Prefix { bucket, prefix } => {
-            let Some(b) = safe_relative(bucket) else { return Ok(0) };
+            let Some(b) = safe_relative(bucket) else {
+                return Ok(0);
+            };
             // Walk only the deepest directory the prefix names.
             let dir_part = prefix.rfind('/').map_or("", |i| &prefix[..i]);
             let dir = match dir_part {
@@ -383,7 +434,8 @@ fn fget_xattr(file: &File, name: &str) -> io::Result<Option<Vec<u8>>> {
             };
         }
         let mut buf = vec![0u8; len as usize];
-        let got = unsafe { libc::fgetxattr(fd, cname.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+        let got =
+            unsafe { libc::fgetxattr(fd, cname.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
         if got >= 0 {
             buf.truncate(got as usize);
             return Ok(Some(buf));
@@ -400,8 +452,20 @@ fn fget_xattr(file: &File, name: &str) -> io::Result<Option<Vec<u8>>> {
 fn fset_xattr(file: &File, name: &str, value: &[u8]) -> io::Result<()> {
     let cname = std::ffi::CString::new(name).map_err(io::Error::other)?;
     // SAFETY: value points to value.len() readable bytes.
-    let rc = unsafe { libc::fsetxattr(file.as_raw_fd(), cname.as_ptr(), value.as_ptr().cast(), value.len(), 0) };
-    if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+    let rc = unsafe {
+        libc::fsetxattr(
+            file.as_raw_fd(),
+            cname.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 /// The bridge (and fake-gcs-server's filesystem backend) need user extended attributes under `root`.
@@ -413,7 +477,13 @@ fn check_xattr_support(root: &Path) -> io::Result<()> {
     drop(file);
     let _ = std::fs::remove_file(&probe);
     result.map_err(|e| {
-        io::Error::new(e.kind(), format!("{} does not support user extended attributes ({e}); the GCS emulator needs them", root.display()))
+        io::Error::new(
+            e.kind(),
+            format!(
+                "{} does not support user extended attributes ({e}); the GCS emulator needs them",
+                root.display()
+            ),
+        )
     })
 }
 
@@ -426,14 +496,17 @@ mod tests {
     use super::*;
 
     fn temp_root(tag: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("devstack-bridge-{tag}-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("devstack-bridge-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         dir
     }
 
     fn metadata_of(path: &Path) -> serde_json::Value {
-        let raw = fget_xattr(&File::open(path).unwrap(), METADATA_XATTR).unwrap().expect("user.metadata");
+        let raw = fget_xattr(&File::open(path).unwrap(), METADATA_XATTR)
+            .unwrap()
+            .expect("user.metadata");
         serde_json::from_slice(&raw).unwrap()
     }
 
@@ -461,7 +534,10 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("part-000000000000.json"), "{\"a\":1}\n").unwrap();
         std::fs::write(dir.join("part-000000000001.json"), "{\"a\":2}\n").unwrap();
-        let target = SyncTarget::Prefix { bucket: "bucket".into(), prefix: "exp/part-".into() };
+        let target = SyncTarget::Prefix {
+            bucket: "bucket".into(),
+            prefix: "exp/part-".into(),
+        };
         assert_eq!(sync_target(&root, &target).unwrap(), 2);
         assert_eq!(sync_target(&root, &target).unwrap(), 0, "nothing changed");
 
@@ -473,10 +549,16 @@ mod tests {
         assert_eq!(sync_target(&root, &target).unwrap(), 1);
         // Rewritten in place (keeps the old attributes): noticed through the marker.
         std::fs::write(&p0, "{\"a\":100}\n{\"a\":101}\n").unwrap();
-        let obj = SyncTarget::Object { bucket: "bucket".into(), object: "exp/part-000000000000.json".into() };
+        let obj = SyncTarget::Object {
+            bucket: "bucket".into(),
+            object: "exp/part-000000000000.json".into(),
+        };
         assert_eq!(sync_target(&root, &obj).unwrap(), 1);
         let expected = crc32c::crc32c(b"{\"a\":100}\n{\"a\":101}\n");
-        assert_eq!(metadata_of(&p0)["Crc32c"], encode_b64(&expected.to_be_bytes()));
+        assert_eq!(
+            metadata_of(&p0)["Crc32c"],
+            encode_b64(&expected.to_be_bytes())
+        );
         std::fs::remove_dir_all(&root).unwrap();
     }
 
@@ -486,8 +568,16 @@ mod tests {
         let path = root.join("b/o.txt");
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, "x").unwrap();
-        fset_xattr(&File::open(&path).unwrap(), METADATA_XATTR, b"{\"ContentType\":\"text/x\"}").unwrap();
-        assert_eq!(sync_target(&root, &SyncTarget::Bucket { bucket: "b".into() }).unwrap(), 0);
+        fset_xattr(
+            &File::open(&path).unwrap(),
+            METADATA_XATTR,
+            b"{\"ContentType\":\"text/x\"}",
+        )
+        .unwrap();
+        assert_eq!(
+            sync_target(&root, &SyncTarget::Bucket { bucket: "b".into() }).unwrap(),
+            0
+        );
         assert_eq!(metadata_of(&path)["ContentType"], "text/x");
         std::fs::remove_dir_all(&root).unwrap();
     }
@@ -495,9 +585,15 @@ mod tests {
     #[test]
     fn refuses_paths_outside_the_root() {
         let root = temp_root("escape");
-        let t = SyncTarget::Object { bucket: "..".into(), object: "etc/passwd".into() };
+        let t = SyncTarget::Object {
+            bucket: "..".into(),
+            object: "etc/passwd".into(),
+        };
         assert_eq!(sync_target(&root, &t).unwrap(), 0);
-        let t = SyncTarget::Prefix { bucket: "b".into(), prefix: "../../x".into() };
+        let t = SyncTarget::Prefix {
+            bucket: "b".into(),
+            prefix: "../../x".into(),
+        };
         assert_eq!(sync_target(&root, &t).unwrap(), 0);
         std::fs::remove_dir_all(&root).unwrap();
     }
@@ -505,24 +601,56 @@ mod tests {
     #[test]
     fn classifies_requests() {
         let get = Method::GET;
-        let obj = |b: &str, o: &str| Some(SyncTarget::Object { bucket: b.into(), object: o.into() });
+        let obj = |b: &str, o: &str| {
+            Some(SyncTarget::Object {
+                bucket: b.into(),
+                object: o.into(),
+            })
+        };
         assert_eq!(
-            classify(&get, "/storage/v1/b/bk/o", Some("prefix=exp%2Fpart-&pageToken=x")),
-            Some(SyncTarget::Prefix { bucket: "bk".into(), prefix: "exp/part-".into() })
+            classify(
+                &get,
+                "/storage/v1/b/bk/o",
+                Some("prefix=exp%2Fpart-&pageToken=x")
+            ),
+            Some(SyncTarget::Prefix {
+                bucket: "bk".into(),
+                prefix: "exp/part-".into()
+            })
         );
         assert_eq!(
             classify(&get, "/storage/v1/b/bk/o", None),
-            Some(SyncTarget::Prefix { bucket: "bk".into(), prefix: String::new() })
+            Some(SyncTarget::Prefix {
+                bucket: "bk".into(),
+                prefix: String::new()
+            })
         );
-        assert_eq!(classify(&get, "/storage/v1/b/bk/o/exp%2Fa.json", Some("alt=media")), obj("bk", "exp/a.json"));
-        assert_eq!(classify(&get, "/download/storage/v1/b/bk/o/exp%2Fa.json", None), obj("bk", "exp/a.json"));
-        assert_eq!(classify(&Method::HEAD, "/bk/exp/a.json", None), obj("bk", "exp/a.json"));
-        assert_eq!(classify(&Method::DELETE, "/storage/v1/b/bk/o/a", None), obj("bk", "a"));
+        assert_eq!(
+            classify(&get, "/storage/v1/b/bk/o/exp%2Fa.json", Some("alt=media")),
+            obj("bk", "exp/a.json")
+        );
+        assert_eq!(
+            classify(&get, "/download/storage/v1/b/bk/o/exp%2Fa.json", None),
+            obj("bk", "exp/a.json")
+        );
+        assert_eq!(
+            classify(&Method::HEAD, "/bk/exp/a.json", None),
+            obj("bk", "exp/a.json")
+        );
+        assert_eq!(
+            classify(&Method::DELETE, "/storage/v1/b/bk/o/a", None),
+            obj("bk", "a")
+        );
         assert_eq!(
             classify(&Method::POST, "/storage/v1/b/bk/o/a/copyTo/b/bk/o/b", None),
-            Some(SyncTarget::Bucket { bucket: "bk".into() })
+            Some(SyncTarget::Bucket {
+                bucket: "bk".into()
+            })
         );
-        assert_eq!(classify(&Method::POST, "/upload/storage/v1/b/bk/o", Some("name=a")), None);
+        assert_eq!(
+            classify(&Method::POST, "/upload/storage/v1/b/bk/o", Some("name=a")),
+            None
+        );
         assert_eq!(classify(&get, "/storage/v1/b", Some("project=p")), None);
         assert_eq!(classify(&get, "/storage/v1/b/bk", None), None);
         assert_eq!(classify(&Method::POST, "/bk/a", None), None);
@@ -531,7 +659,9 @@ mod tests {
     #[test]
     fn fixes_locations_without_port() {
         let fixed = fix_location(
-            &HeaderValue::from_static("http://127.0.0.1/upload/storage/v1/b/b/o?uploadType=resumable&upload_id=1"),
+            &HeaderValue::from_static(
+                "http://127.0.0.1/upload/storage/v1/b/b/o?uploadType=resumable&upload_id=1",
+            ),
             &HeaderValue::from_static("127.0.0.1:4567"),
         );
         assert_eq!(

@@ -27,7 +27,11 @@ pub struct StackDirs {
 
 impl StackDirs {
     pub fn new(state: &Path) -> Self {
-        Self { state: state.to_path_buf(), gcs: state.join("gcs"), logs: state.join("logs") }
+        Self {
+            state: state.to_path_buf(),
+            gcs: state.join("gcs"),
+            logs: state.join("logs"),
+        }
     }
 
     pub fn log(&self, name: &str) -> PathBuf {
@@ -47,17 +51,30 @@ fn spec(name: &str, program: &Path, inst: &Installation, dirs: &StackDirs) -> Pr
 }
 
 /// The Pub/Sub emulator: `java -jar cloud-pubsub-emulator-*-all.jar --host=127.0.0.1 --port=P`.
-pub fn start_pubsub(sup: &Supervisor, inst: &Installation, dirs: &StackDirs, port: u16) -> io::Result<Started> {
+pub fn start_pubsub(
+    sup: &Supervisor,
+    inst: &Installation,
+    dirs: &StackDirs,
+    port: u16,
+) -> io::Result<Started> {
     let spec = spec("pubsub", &inst.java, inst, dirs)
         .arg("-jar")
         .arg(&inst.sdk.pubsub_jar)
         .arg("--host=127.0.0.1")
         .arg(format!("--port={port}"));
-    Ok(Started { process: sup.spawn(spec)?, health_url: format!("http://127.0.0.1:{port}/") })
+    Ok(Started {
+        process: sup.spawn(spec)?,
+        health_url: format!("http://127.0.0.1:{port}/"),
+    })
 }
 
 /// The Firestore emulator in Datastore mode (the emulator of production's Firestore in Datastore mode).
-pub fn start_datastore(sup: &Supervisor, inst: &Installation, dirs: &StackDirs, port: u16) -> io::Result<Started> {
+pub fn start_datastore(
+    sup: &Supervisor,
+    inst: &Installation,
+    dirs: &StackDirs,
+    port: u16,
+) -> io::Result<Started> {
     let spec = spec("datastore", &inst.java, inst, dirs)
         .arg("-Duser.language=en")
         .arg("-cp")
@@ -67,7 +84,10 @@ pub fn start_datastore(sup: &Supervisor, inst: &Installation, dirs: &StackDirs, 
         .arg("--host=127.0.0.1")
         .arg(format!("--port={port}"))
         .arg("--database-mode=datastore-mode");
-    Ok(Started { process: sup.spawn(spec)?, health_url: format!("http://127.0.0.1:{port}/") })
+    Ok(Started {
+        process: sup.spawn(spec)?,
+        health_url: format!("http://127.0.0.1:{port}/"),
+    })
 }
 
 /// Settings for bqemulator.
@@ -98,9 +118,15 @@ pub fn start_bigquery(
         .arg("--log-level=info")
         .env("BQEMU_GCS_LOCAL_ROOT", &dirs.gcs)
         .env("BQEMU_ENABLE_FORMAT_EXTENSIONS", "false")
-        .env("BQEMU_EXPORT_SHARD_THRESHOLD_BYTES", ports.export_shard_threshold_bytes.to_string())
+        .env(
+            "BQEMU_EXPORT_SHARD_THRESHOLD_BYTES",
+            ports.export_shard_threshold_bytes.to_string(),
+        )
         .env("PYTHONUNBUFFERED", "1");
-    Ok(Started { process: sup.spawn(spec)?, health_url: format!("http://127.0.0.1:{}/readyz", ports.rest) })
+    Ok(Started {
+        process: sup.spawn(spec)?,
+        health_url: format!("http://127.0.0.1:{}/readyz", ports.rest),
+    })
 }
 
 /// fake-gcs-server (filesystem backend on the GCS root). `external_url` is the bridge's URL, so the
@@ -127,7 +153,10 @@ pub fn start_gcs(
         .arg(external_url)
         .arg("-log-level")
         .arg("warn");
-    Ok(Started { process: sup.spawn(spec)?, health_url: format!("http://127.0.0.1:{port}/storage/v1/b") })
+    Ok(Started {
+        process: sup.spawn(spec)?,
+        health_url: format!("http://127.0.0.1:{port}/storage/v1/b"),
+    })
 }
 
 /// The address fake-gcs-server listens on.
@@ -156,10 +185,18 @@ pub async fn wait_ready(
             return Ok(started.elapsed());
         }
         if !pid_alive(pid) {
-            bail!("{name} (pid {pid}) exited while starting; last lines of {}:\n{}", log.display(), tail(log, 30));
+            bail!(
+                "{name} (pid {pid}) exited while starting; last lines of {}:\n{}",
+                log.display(),
+                tail(log, 30)
+            );
         }
         if started.elapsed() > timeout {
-            bail!("{name} not ready at {url} after {timeout:?}; last lines of {}:\n{}", log.display(), tail(log, 30));
+            bail!(
+                "{name} not ready at {url} after {timeout:?}; last lines of {}:\n{}",
+                log.display(),
+                tail(log, 30)
+            );
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

@@ -61,7 +61,11 @@ impl StackEnv {
 
     /// Reads the variables through `get` (e.g. the process environment); all but the name are required.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
-        let req = |key: &str| get(key).filter(|v| !v.is_empty()).with_context(|| format!("{key} is not set"));
+        let req = |key: &str| {
+            get(key)
+                .filter(|v| !v.is_empty())
+                .with_context(|| format!("{key} is not set"))
+        };
         Ok(Self {
             pubsub_host: req(PUBSUB_EMULATOR_HOST)?,
             datastore_host: req(DATASTORE_EMULATOR_HOST)?,
@@ -71,7 +75,9 @@ impl StackEnv {
             line_url: req(LINE_API_BASE_URL)?,
             project_id: req(GOOGLE_CLOUD_PROJECT)?,
             bucket: req(SEGCAST_BUCKET)?,
-            stack_pid: req(SEGCAST_STACK_PID)?.parse().context("SEGCAST_STACK_PID is not a PID")?,
+            stack_pid: req(SEGCAST_STACK_PID)?
+                .parse()
+                .context("SEGCAST_STACK_PID is not a PID")?,
             stack_name: get(SEGCAST_STACK_NAME).unwrap_or_default(),
         })
     }
@@ -101,7 +107,8 @@ impl StackEnv {
     }
 
     pub fn read_file(path: &Path) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         Self::parse(&text).with_context(|| format!("parsing {}", path.display()))
     }
 }
@@ -109,8 +116,14 @@ impl StackEnv {
 /// Leaves shell-safe values bare; single-quotes the rest.
 fn shell_quote(value: &str) -> String {
     let safe = !value.is_empty()
-        && value.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:@%+,=".contains(c));
-    if safe { value.to_string() } else { format!("'{}'", value.replace('\'', r"'\''")) }
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:@%+,=".contains(c));
+    if safe {
+        value.to_string()
+    } else {
+        format!("'{}'", value.replace('\'', r"'\''"))
+    }
 }
 
 /// `[export ]K=V` lines; V bare, `'single'` (with `'\''` escapes) or `"double"` quoted. `#` comments.
@@ -122,7 +135,9 @@ pub fn parse_env_lines(text: &str) -> anyhow::Result<HashMap<String, String>> {
             continue;
         }
         let line = line.strip_prefix("export ").unwrap_or(line).trim_start();
-        let (key, raw) = line.split_once('=').with_context(|| format!("line {}: expected K=V", n + 1))?;
+        let (key, raw) = line
+            .split_once('=')
+            .with_context(|| format!("line {}: expected K=V", n + 1))?;
         vars.insert(key.trim().to_string(), unquote(raw.trim()));
     }
     Ok(vars)
@@ -189,7 +204,10 @@ mod tests {
             .env_clear()
             .output()
             .unwrap();
-        assert_eq!(String::from_utf8(out.stdout).unwrap(), "it's a bucket|http://127.0.0.1:1005|4242");
+        assert_eq!(
+            String::from_utf8(out.stdout).unwrap(),
+            "it's a bucket|http://127.0.0.1:1005|4242"
+        );
         assert_eq!(StackEnv::read_file(&path).unwrap(), env);
         std::fs::remove_dir_all(&dir).unwrap();
     }

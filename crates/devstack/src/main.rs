@@ -12,7 +12,10 @@ use devstack::pid_file::{self, OwnerKind, PidFile};
 use devstack::{Stack, StackEnv, StackOptions, paths, process};
 
 #[derive(Parser)]
-#[command(name = "segcast-stack", about = "The local GCP stack for segcast (emulators + fake LINE API)")]
+#[command(
+    name = "segcast-stack",
+    about = "The local GCP stack for segcast (emulators + fake LINE API)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -33,7 +36,7 @@ enum Cmd {
         project: String,
         #[arg(long, default_value = "segcast-local")]
         bucket: String,
-        /// JSON file with the fake LINE server's configuration.
+        /// YAML or JSON file with the fake LINE server's configuration (fake_line::Config).
         #[arg(long)]
         line_config: Option<PathBuf>,
         /// Run the supervisor in the background; return once the stack is ready.
@@ -95,20 +98,33 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Install => {
             let t0 = Instant::now();
             let inst = devstack::install::install(&local)?;
-            println!("installed in {:.1}s: venv {}", t0.elapsed().as_secs_f64(), inst.venv.display());
-            println!("cloud sdk {}, java {}", inst.sdk.root.display(), inst.java.display());
+            println!(
+                "installed in {:.1}s: venv {}",
+                t0.elapsed().as_secs_f64(),
+                inst.venv.display()
+            );
+            println!(
+                "cloud sdk {}, java {}",
+                inst.sdk.root.display(),
+                inst.java.display()
+            );
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Up { name, env_file, project, bucket, line_config, detach } => {
+        Cmd::Up {
+            name,
+            env_file,
+            project,
+            bucket,
+            line_config,
+            detach,
+        } => {
             if detach {
                 return up_detached(&local, &name);
             }
-            let line_config = match line_config {
-                Some(path) => Some(serde_json::from_slice(
-                    &std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?,
-                )?),
-                None => None,
-            };
+            let line_config = line_config
+                .as_deref()
+                .map(devstack::line::read_config)
+                .transpose()?;
             let opts = StackOptions {
                 name: Some(name),
                 project_id: project,
@@ -121,7 +137,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             up_foreground(opts)
         }
-        Cmd::Wait { env_file, name, timeout, pid } => {
+        Cmd::Wait {
+            env_file,
+            name,
+            timeout,
+            pid,
+        } => {
             let path = env_file.unwrap_or_else(|| paths::stack_dir(&local, &name).join("env"));
             wait_for_env(&path, Duration::from_secs(timeout), pid)?;
             println!("{}", path.display());
@@ -140,8 +161,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Cmd::Env { name } => {
             let path = paths::stack_dir(&local, &name).join("env");
-            let text = std::fs::read_to_string(&path)
-                .with_context(|| format!("no env file for stack {name:?} ({}): is it up?", path.display()))?;
+            let text = std::fs::read_to_string(&path).with_context(|| {
+                format!(
+                    "no env file for stack {name:?} ({}): is it up?",
+                    path.display()
+                )
+            })?;
             print!("{text}");
             Ok(ExitCode::SUCCESS)
         }
@@ -161,7 +186,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 /// Runs the stack in this process until SIGINT/SIGTERM/SIGHUP or until one of its processes dies.
 fn up_foreground(opts: StackOptions) -> anyhow::Result<ExitCode> {
     use tokio::signal::unix::{SignalKind, signal};
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     // Handlers first, so a signal that arrives while starting stops the stack cleanly afterwards.
     let (mut term, mut int, mut hup) = rt.block_on(async {
         anyhow::Ok((
@@ -205,14 +232,25 @@ fn up_detached(local: &Path, name: &str) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(&dir)?;
     let env_path = dir.join("env");
     if devstack::stack::stack_running(&dir) {
-        bail!("a stack named {name:?} is already running; `segcast-stack down --name {name}` stops it");
+        bail!(
+            "a stack named {name:?} is already running; `segcast-stack down --name {name}` stops it"
+        );
     }
     let _ = std::fs::remove_file(&env_path);
     let log_path = dir.join("supervisor.log");
-    let log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path)?;
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--detach").collect();
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)?;
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--detach")
+        .collect();
     let mut cmd = Command::new(std::env::current_exe()?);
-    cmd.args(&args).stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log);
+    cmd.args(&args)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log);
     // SAFETY: setsid is async-signal-safe.
     unsafe {
         cmd.pre_exec(|| {
@@ -222,9 +260,17 @@ fn up_detached(local: &Path, name: &str) -> anyhow::Result<ExitCode> {
     }
     let child = cmd.spawn()?;
     if let Err(e) = wait_for_env(&env_path, Duration::from_secs(180), Some(child.id())) {
-        bail!("{e:#}\nlast lines of {}:\n{}", log_path.display(), devstack::install::tail(&log_path, 30));
+        bail!(
+            "{e:#}\nlast lines of {}:\n{}",
+            log_path.display(),
+            devstack::install::tail(&log_path, 30)
+        );
     }
-    println!("stack {name:?} is up (supervisor pid {}); env file: {}", child.id(), env_path.display());
+    println!(
+        "stack {name:?} is up (supervisor pid {}); env file: {}",
+        child.id(),
+        env_path.display()
+    );
     println!("stop it with: segcast-stack down --name {name}");
     Ok(ExitCode::SUCCESS)
 }
@@ -241,7 +287,10 @@ fn wait_for_env(path: &Path, timeout: Duration, watch_pid: Option<u32>) -> anyho
         if let Some(pid) = watch_pid
             && !process::pid_alive(pid)
         {
-            bail!("the stack's supervisor (pid {pid}) exited before {} appeared", path.display());
+            bail!(
+                "the stack's supervisor (pid {pid}) exited before {} appeared",
+                path.display()
+            );
         }
         if Instant::now() > deadline {
             bail!("timed out after {timeout:?} waiting for {}", path.display());
@@ -258,7 +307,11 @@ fn down(local: &Path, name: &str) -> anyhow::Result<()> {
         return Ok(());
     };
     let signalled = file.stop(Duration::from_secs(15));
-    anyhow::ensure!(file.all_gone(), "stack {name:?}: some processes are still running: {:?}", file.alive_processes());
+    anyhow::ensure!(
+        file.all_gone(),
+        "stack {name:?}: some processes are still running: {:?}",
+        file.alive_processes()
+    );
     for leftover in ["env", pid_file::FILE_NAME] {
         let _ = std::fs::remove_file(dir.join(leftover));
     }
@@ -291,7 +344,11 @@ fn status(local: &Path) {
             Err(_) => println!("{name:<16} stopped   {}", dir.display()),
             Ok(file) => {
                 let alive = file.alive_processes().len();
-                let state = if file.owner_alive() { "running" } else { "orphaned" };
+                let state = if file.owner_alive() {
+                    "running"
+                } else {
+                    "orphaned"
+                };
                 println!(
                     "{name:<16} {state:<9} owner pid {} ({:?}), {alive}/{} processes alive",
                     file.owner_pid,
@@ -310,19 +367,43 @@ fn status(local: &Path) {
 
 fn print_table(stack: &Stack) {
     let pid_of = |name: &str| {
-        stack.processes().into_iter().find(|(n, _)| n == name).map_or("-".to_string(), |(_, pid)| pid.to_string())
+        stack
+            .processes()
+            .into_iter()
+            .find(|(n, _)| n == name)
+            .map_or("-".to_string(), |(_, pid)| pid.to_string())
     };
     let rows = [
         ("pubsub", stack.pubsub_host().to_string(), pid_of("pubsub")),
-        ("datastore", stack.datastore_host().to_string(), pid_of("datastore")),
-        ("bigquery", format!("{} (REST)", stack.bigquery_url()), pid_of("bigquery")),
-        ("bigquery", format!("{} (gRPC)", stack.bigquery_grpc_url()), pid_of("bigquery")),
+        (
+            "datastore",
+            stack.datastore_host().to_string(),
+            pid_of("datastore"),
+        ),
+        (
+            "bigquery",
+            format!("{} (REST)", stack.bigquery_url()),
+            pid_of("bigquery"),
+        ),
+        (
+            "bigquery",
+            format!("{} (gRPC)", stack.bigquery_grpc_url()),
+            pid_of("bigquery"),
+        ),
         (
             "storage",
-            format!("{} (bridge to {})", stack.storage_url(), stack.gcs_backend_url().unwrap_or_default()),
+            format!(
+                "{} (bridge to {})",
+                stack.storage_url(),
+                stack.gcs_backend_url().unwrap_or_default()
+            ),
             pid_of("gcs"),
         ),
-        ("line", stack.line_url().to_string(), "in-process".to_string()),
+        (
+            "line",
+            stack.line_url().to_string(),
+            "in-process".to_string(),
+        ),
     ];
     let mut out = std::io::stdout().lock();
     let _ = writeln!(
@@ -338,11 +419,20 @@ fn print_table(stack: &Stack) {
         let _ = writeln!(out, "  {service:<10} {endpoint:<58} {pid}");
     }
     if let Some(env) = stack.env_file() {
-        let _ = writeln!(out, "env file: {}  (source it: . {})", env.display(), env.display());
+        let _ = writeln!(
+            out,
+            "env file: {}  (source it: . {})",
+            env.display(),
+            env.display()
+        );
     }
     if let Some(dir) = stack.state_dir() {
         let _ = writeln!(out, "logs: {}", dir.join("logs").display());
     }
-    let _ = writeln!(out, "stop: Ctrl-C, or segcast-stack down --name {}", stack.name());
+    let _ = writeln!(
+        out,
+        "stop: Ctrl-C, or segcast-stack down --name {}",
+        stack.name()
+    );
     let _ = out.flush();
 }

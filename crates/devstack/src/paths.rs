@@ -20,7 +20,8 @@ pub fn workspace_root() -> PathBuf {
 fn find_workspace_root(start: &Path) -> Option<PathBuf> {
     start.ancestors().find_map(|dir| {
         let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).ok()?;
-        (manifest.contains("[workspace]") && dir.join("crates/devstack").is_dir()).then(|| dir.to_path_buf())
+        (manifest.contains("[workspace]") && dir.join("crates/devstack").is_dir())
+            .then(|| dir.to_path_buf())
     })
 }
 
@@ -47,8 +48,13 @@ pub fn validate_stack_name(name: &str) -> anyhow::Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 64
         && !name.starts_with('.')
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    anyhow::ensure!(ok, "invalid stack name {name:?}: use 1-64 characters of [A-Za-z0-9._-], not starting with '.'");
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    anyhow::ensure!(
+        ok,
+        "invalid stack name {name:?}: use 1-64 characters of [A-Za-z0-9._-], not starting with '.'"
+    );
     Ok(())
 }
 
@@ -59,7 +65,11 @@ mod tests {
     #[test]
     fn finds_this_workspace() {
         let root = workspace_root();
-        assert!(root.join("crates/devstack/Cargo.toml").is_file(), "{}", root.display());
+        assert!(
+            root.join("crates/devstack/Cargo.toml").is_file(),
+            "{}",
+            root.display()
+        );
     }
 
     #[test]

@@ -50,7 +50,10 @@ impl PidFile {
 
     /// The recorded processes that still run (same PID and start time).
     pub fn alive_processes(&self) -> Vec<&RecordedProcess> {
-        self.processes.iter().filter(|p| same_process_alive(p.pid, p.start_time)).collect()
+        self.processes
+            .iter()
+            .filter(|p| same_process_alive(p.pid, p.start_time))
+            .collect()
     }
 
     /// Stops the stack: a CLI owner is sent SIGTERM and given `grace` to stop its own children; then any
@@ -58,10 +61,20 @@ impl PidFile {
     pub fn stop(&self, grace: Duration) -> usize {
         let mut signalled = 0;
         if self.owner_kind == OwnerKind::Cli && self.owner_pid != std::process::id() {
-            signalled += usize::from(stop_recorded(self.owner_pid, self.owner_start_time, false, grace));
+            signalled += usize::from(stop_recorded(
+                self.owner_pid,
+                self.owner_start_time,
+                false,
+                grace,
+            ));
         }
         for p in &self.processes {
-            signalled += usize::from(stop_recorded(p.pid, p.start_time, true, Duration::from_secs(3)));
+            signalled += usize::from(stop_recorded(
+                p.pid,
+                p.start_time,
+                true,
+                Duration::from_secs(3),
+            ));
         }
         signalled
     }
@@ -85,14 +98,21 @@ mod tests {
             owner_pid: me,
             owner_start_time: crate::process::process_start_time(me),
             owner_kind: OwnerKind::Library,
-            processes: vec![RecordedProcess { name: "x".into(), pid: me, start_time: Some(1) }],
+            processes: vec![RecordedProcess {
+                name: "x".into(),
+                pid: me,
+                start_time: Some(1),
+            }],
         };
         let path = dir.join(FILE_NAME);
         file.write(&path).unwrap();
         let back = PidFile::read(&path).unwrap();
         assert_eq!(back, file);
         assert!(back.owner_alive());
-        assert!(back.alive_processes().is_empty(), "start time 1 is not this process");
+        assert!(
+            back.alive_processes().is_empty(),
+            "start time 1 is not this process"
+        );
         assert!(!back.all_gone());
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -17,12 +17,17 @@ fn handed_out() -> &'static Mutex<HashSet<u16>> {
 pub fn free_port() -> std::io::Result<u16> {
     let mut seen = handed_out().lock().unwrap_or_else(|e| e.into_inner());
     for _ in 0..64 {
-        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr()?.port();
+        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
+            .local_addr()?
+            .port();
         if seen.insert(port) {
             return Ok(port);
         }
     }
-    Err(std::io::Error::new(std::io::ErrorKind::AddrInUse, "no fresh free port found"))
+    Err(std::io::Error::new(
+        std::io::ErrorKind::AddrInUse,
+        "no fresh free port found",
+    ))
 }
 
 /// `127.0.0.1:port`

@@ -31,8 +31,20 @@ pub struct ProcessSpec {
 }
 
 impl ProcessSpec {
-    pub fn new(name: &str, program: impl Into<PathBuf>, cwd: impl Into<PathBuf>, log: impl Into<PathBuf>) -> Self {
-        Self { name: name.into(), program: program.into(), args: Vec::new(), env: Vec::new(), cwd: cwd.into(), log: log.into() }
+    pub fn new(
+        name: &str,
+        program: impl Into<PathBuf>,
+        cwd: impl Into<PathBuf>,
+        log: impl Into<PathBuf>,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            program: program.into(),
+            args: Vec::new(),
+            env: Vec::new(),
+            cwd: cwd.into(),
+            log: log.into(),
+        }
     }
 
     pub fn arg(mut self, arg: impl Into<OsString>) -> Self {
@@ -57,12 +69,17 @@ pub struct Supervisor {
 impl Supervisor {
     pub fn new() -> io::Result<Self> {
         let (tx, rx) = mpsc::channel::<SpawnRequest>();
-        let thread = std::thread::Builder::new().name("devstack-supervisor".into()).spawn(move || {
-            for (spec, reply) in rx {
-                let _ = reply.send(spawn_child(&spec));
-            }
-        })?;
-        Ok(Self { requests: Some(tx), thread: Some(thread) })
+        let thread = std::thread::Builder::new()
+            .name("devstack-supervisor".into())
+            .spawn(move || {
+                for (spec, reply) in rx {
+                    let _ = reply.send(spawn_child(&spec));
+                }
+            })?;
+        Ok(Self {
+            requests: Some(tx),
+            thread: Some(thread),
+        })
     }
 
     /// Spawns `spec` from the supervisor thread.
@@ -75,10 +92,18 @@ impl Supervisor {
             .expect("supervisor running")
             .send((spec, tx))
             .map_err(|_| io::Error::other("supervisor thread is gone"))?;
-        let child = rx.recv().map_err(|_| io::Error::other("supervisor thread is gone"))??;
+        let child = rx
+            .recv()
+            .map_err(|_| io::Error::other("supervisor thread is gone"))??;
         let pid = child.id();
         tracing::debug!(process = %name, pid, "spawned");
-        Ok(ManagedProcess { start_time: process_start_time(pid), name, pid, log, child: Some(child) })
+        Ok(ManagedProcess {
+            start_time: process_start_time(pid),
+            name,
+            pid,
+            log,
+            child: Some(child),
+        })
     }
 }
 
@@ -93,7 +118,10 @@ impl Drop for Supervisor {
 }
 
 fn spawn_child(spec: &ProcessSpec) -> io::Result<Child> {
-    let log = OpenOptions::new().create(true).append(true).open(&spec.log)?;
+    let log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&spec.log)?;
     let mut cmd = Command::new(&spec.program);
     cmd.args(&spec.args)
         .current_dir(&spec.cwd)
@@ -108,7 +136,14 @@ fn spawn_child(spec: &ProcessSpec) -> io::Result<Child> {
     let parent = unsafe { libc::getpid() };
     unsafe {
         cmd.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
+            if libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            ) != 0
+            {
                 return Err(io::Error::last_os_error());
             }
             // The parent died between fork and prctl: the death signal will never come.
@@ -192,7 +227,12 @@ fn exited_unreaped(pid: u32) -> bool {
     // SAFETY: waitid with WNOWAIT only inspects the child's state.
     let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
     let rc = unsafe {
-        libc::waitid(libc::P_PID, pid as libc::id_t, &mut info, libc::WEXITED | libc::WNOHANG | libc::WNOWAIT)
+        libc::waitid(
+            libc::P_PID,
+            pid as libc::id_t,
+            &mut info,
+            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+        )
     };
     rc != 0 || unsafe { info.si_pid() } != 0
 }
@@ -225,7 +265,11 @@ pub fn stop_recorded(pid: u32, start_time: Option<u64>, group: bool, grace: Dura
     if !same_process_alive(pid, start_time) {
         return false;
     }
-    let target = if group { -(pid as libc::pid_t) } else { pid as libc::pid_t };
+    let target = if group {
+        -(pid as libc::pid_t)
+    } else {
+        pid as libc::pid_t
+    };
     // SAFETY: kill(2) on a PID we just checked to be the recorded process.
     unsafe { libc::kill(target, libc::SIGTERM) };
     let deadline = Instant::now() + grace;
@@ -262,7 +306,10 @@ mod tests {
     fn stop_all_terminates_and_reaps() {
         let dir = temp_dir("proc-stop");
         let sup = Supervisor::new().unwrap();
-        let mut procs = vec![sup.spawn(sleeper(&dir, "a")).unwrap(), sup.spawn(sleeper(&dir, "b")).unwrap()];
+        let mut procs = vec![
+            sup.spawn(sleeper(&dir, "a")).unwrap(),
+            sup.spawn(sleeper(&dir, "b")).unwrap(),
+        ];
         let pids: Vec<u32> = procs.iter().map(|p| p.pid).collect();
         assert!(pids.iter().all(|&p| pid_alive(p)));
         assert!(procs.iter().all(|p| p.start_time.is_some()));
@@ -284,7 +331,11 @@ mod tests {
         let pid = p.pid;
         // Wait for exec, so the death signal is armed in the final program.
         let deadline = Instant::now() + Duration::from_secs(5);
-        while !std::fs::read_to_string(&p.log).unwrap_or_default().contains("started") && Instant::now() < deadline {
+        while !std::fs::read_to_string(&p.log)
+            .unwrap_or_default()
+            .contains("started")
+            && Instant::now() < deadline
+        {
             std::thread::sleep(Duration::from_millis(10));
         }
         drop(sup); // thread exits -> PDEATHSIG
@@ -305,6 +356,9 @@ mod tests {
         assert!(start.is_some());
         assert!(same_process_alive(me, start));
         assert!(!same_process_alive(me, start.map(|s| s + 1)));
-        assert!(!stop_recorded(me, start.map(|s| s + 1), false, Duration::ZERO), "never signals a reused PID");
+        assert!(
+            !stop_recorded(me, start.map(|s| s + 1), false, Duration::ZERO),
+            "never signals a reused PID"
+        );
     }
 }

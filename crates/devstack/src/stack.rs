@@ -34,8 +34,8 @@ pub struct StackOptions {
     pub local_dir: Option<PathBuf>,
     /// bqemulator's `BQEMU_EXPORT_SHARD_THRESHOLD_BYTES` (default 5,000,000: ~1M rows -> 8 files).
     pub export_shard_threshold_bytes: u64,
-    /// The fake LINE server's configuration as JSON (its defaults when `None`).
-    pub line_config: Option<serde_json::Value>,
+    /// The fake LINE server's configuration (its defaults when `None`).
+    pub line_config: Option<crate::line::LineConfig>,
     /// Also write the env file here.
     pub extra_env_file: Option<PathBuf>,
     /// How long each service may take to become ready.
@@ -63,7 +63,10 @@ impl Default for StackOptions {
 impl StackOptions {
     /// Default options with a fixed name.
     pub fn named(name: impl Into<String>) -> Self {
-        Self { name: Some(name.into()), ..Self::default() }
+        Self {
+            name: Some(name.into()),
+            ..Self::default()
+        }
     }
 }
 
@@ -94,9 +97,11 @@ impl Stack {
     /// on its own threads, so it can be awaited from any runtime.
     pub async fn start(opts: StackOptions) -> anyhow::Result<Stack> {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        std::thread::Builder::new().name("devstack-start".into()).spawn(move || {
-            let _ = tx.send(Stack::start_inner(opts));
-        })?;
+        std::thread::Builder::new()
+            .name("devstack-start".into())
+            .spawn(move || {
+                let _ = tx.send(Stack::start_inner(opts));
+            })?;
         rx.await.context("stack start thread died")?
     }
 
@@ -118,8 +123,14 @@ impl Stack {
             "the stack in the environment is not running (SEGCAST_STACK_PID={} is gone)",
             env.stack_pid
         );
-        let state_dir = (!env.stack_name.is_empty()).then(|| paths::stack_dir(&paths::local_dir(), &env.stack_name));
-        Ok(Stack { env, state_dir, env_file: None, owned: None })
+        let state_dir = (!env.stack_name.is_empty())
+            .then(|| paths::stack_dir(&paths::local_dir(), &env.stack_name));
+        Ok(Stack {
+            env,
+            state_dir,
+            env_file: None,
+            owned: None,
+        })
     }
 
     /// Attaches to the stack whose env file is `path`.
@@ -132,7 +143,12 @@ impl Stack {
             path.display(),
             env.stack_pid
         );
-        Ok(Stack { env, state_dir: path.parent().map(Path::to_path_buf), env_file: Some(path.to_path_buf()), owned: None })
+        Ok(Stack {
+            env,
+            state_dir: path.parent().map(Path::to_path_buf),
+            env_file: Some(path.to_path_buf()),
+            owned: None,
+        })
     }
 
     /// Attaches to the stack in the environment if there is one (`SEGCAST_STACK_PID` set), else starts one.
@@ -153,6 +169,7 @@ impl Stack {
         let inst = install::install(&local)?;
         let t_install = t0.elapsed();
 
+        prune_stale_auto_stacks(&local, Duration::from_secs(30 * 60));
         let dirs = StackDirs::new(&paths::stack_dir(&local, &name));
         prepare_state_dir(&dirs, &name)?;
         let pid_path = dirs.state.join(pid_file::FILE_NAME);
@@ -197,7 +214,14 @@ impl Stack {
         ];
         let health: Vec<(String, String, u32, PathBuf)> = started
             .iter()
-            .map(|s| (s.process.name.clone(), s.health_url.clone(), s.process.pid, s.process.log.clone()))
+            .map(|s| {
+                (
+                    s.process.name.clone(),
+                    s.health_url.clone(),
+                    s.process.pid,
+                    s.process.log.clone(),
+                )
+            })
             .collect();
         owned.procs = started.into_iter().map(|s| s.process).collect();
         PidFile {
@@ -207,7 +231,11 @@ impl Stack {
             processes: owned
                 .procs
                 .iter()
-                .map(|p| RecordedProcess { name: p.name.clone(), pid: p.pid, start_time: p.start_time })
+                .map(|p| RecordedProcess {
+                    name: p.name.clone(),
+                    pid: p.pid,
+                    start_time: p.start_time,
+                })
                 .collect(),
         }
         .write(&pid_path)?;
@@ -219,13 +247,19 @@ impl Stack {
             .build()?;
         let gcs_root = dirs.gcs.clone();
         let (bridge, line, waited) = runtime.block_on(async {
-            let bridge = Bridge::start(bridge_listener, emulators::gcs_backend_addr(gcs_port), gcs_root)?;
+            let bridge = Bridge::start(
+                bridge_listener,
+                emulators::gcs_backend_addr(gcs_port),
+                gcs_root,
+            )?;
             let line = LineServer::start(localhost(line_port), opts.line_config.clone()).await?;
             let client = reqwest::Client::builder().no_proxy().build()?;
             let waits = health.iter().map(|(name, url, pid, log)| {
                 let client = &client;
                 async move {
-                    let took = emulators::wait_ready(client, name, url, *pid, log, opts.ready_timeout).await?;
+                    let took =
+                        emulators::wait_ready(client, name, url, *pid, log, opts.ready_timeout)
+                            .await?;
                     anyhow::Ok((name.clone(), took))
                 }
             });
@@ -234,7 +268,8 @@ impl Stack {
                 Ok(w) => w,
                 Err(e) => return anyhow::Ok((bridge, line, Err(e))),
             };
-            let created = create_bucket(&client, &bridge.url(), &opts.project_id, &opts.bucket).await;
+            let created =
+                create_bucket(&client, &bridge.url(), &opts.project_id, &opts.bucket).await;
             anyhow::Ok((bridge, line, created.map(|()| waited)))
         })?;
         owned.runtime = Some(runtime);
@@ -267,7 +302,12 @@ impl Stack {
             env_file = %env_path.display(),
             "local stack ready"
         );
-        Ok(Stack { env, state_dir: Some(dirs.state.clone()), env_file: Some(env_path), owned: Some(owned) })
+        Ok(Stack {
+            env,
+            state_dir: Some(dirs.state.clone()),
+            env_file: Some(env_path),
+            owned: Some(owned),
+        })
     }
 
     /// Stops everything this stack started (no-op for an attached stack). Same as dropping it.
@@ -284,12 +324,21 @@ impl Stack {
         match &self.owned {
             Some(owned) => {
                 if let Some(p) = owned.procs.iter().find(|p| !p.is_running()) {
-                    bail!("{} (pid {}) exited; last lines of {}:\n{}", p.name, p.pid, p.log.display(), install::tail(&p.log, 20));
+                    bail!(
+                        "{} (pid {}) exited; last lines of {}:\n{}",
+                        p.name,
+                        p.pid,
+                        p.log.display(),
+                        install::tail(&p.log, 20)
+                    );
                 }
                 Ok(())
             }
             None if process::pid_alive(self.env.stack_pid) => Ok(()),
-            None => bail!("the stack's supervisor (pid {}) is gone", self.env.stack_pid),
+            None => bail!(
+                "the stack's supervisor (pid {}) is gone",
+                self.env.stack_pid
+            ),
         }
     }
 
@@ -352,7 +401,10 @@ impl Stack {
     }
     /// `(name, pid)` of each emulator process (owned stacks).
     pub fn processes(&self) -> Vec<(String, u32)> {
-        self.owned.iter().flat_map(|o| o.procs.iter().map(|p| (p.name.clone(), p.pid))).collect()
+        self.owned
+            .iter()
+            .flat_map(|o| o.procs.iter().map(|p| (p.name.clone(), p.pid)))
+            .collect()
     }
     /// The directory holding every bucket (bqemulator's `gs://` root and fake-gcs-server's root).
     pub fn gcs_root(&self) -> Option<PathBuf> {
@@ -360,11 +412,23 @@ impl Stack {
     }
     /// fake-gcs-server itself, bypassing the bridge (owned stacks; for debugging the bridge).
     pub fn gcs_backend_url(&self) -> Option<String> {
-        self.owned.as_ref().map(|o| format!("http://127.0.0.1:{}", o.gcs_backend_port))
+        self.owned
+            .as_ref()
+            .map(|o| format!("http://127.0.0.1:{}", o.gcs_backend_port))
+    }
+    /// The in-process fake LINE server (owned stacks): stats, recorded deliveries, faults, quotas.
+    pub fn fake_line(&self) -> Option<&fake_line::FakeLine> {
+        self.owned
+            .as_ref()
+            .and_then(|o| o.line.as_ref())
+            .map(LineServer::fake)
     }
     /// The stack's own runtime (owned stacks), which serves the bridge and the fake LINE API.
     pub fn runtime(&self) -> Option<tokio::runtime::Handle> {
-        self.owned.as_ref().and_then(|o| o.runtime.as_ref()).map(|r| r.handle().clone())
+        self.owned
+            .as_ref()
+            .and_then(|o| o.runtime.as_ref())
+            .map(|r| r.handle().clone())
     }
 }
 
@@ -410,7 +474,11 @@ impl Drop for Owned {
 
 fn auto_name() -> String {
     static N: AtomicU32 = AtomicU32::new(0);
-    format!("t{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed) + 1)
+    format!(
+        "t{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed) + 1
+    )
 }
 
 /// Refuses to reuse the state dir of a stack that still runs; clears what an earlier run left.
@@ -438,7 +506,12 @@ fn prepare_state_dir(dirs: &StackDirs, name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn create_bucket(client: &reqwest::Client, storage_url: &str, project: &str, bucket: &str) -> anyhow::Result<()> {
+async fn create_bucket(
+    client: &reqwest::Client,
+    storage_url: &str,
+    project: &str,
+    bucket: &str,
+) -> anyhow::Result<()> {
     let resp = client
         .post(format!("{storage_url}/storage/v1/b?project={project}"))
         .json(&serde_json::json!({ "name": bucket }))
@@ -446,13 +519,99 @@ async fn create_bucket(client: &reqwest::Client, storage_url: &str, project: &st
         .await?;
     let status = resp.status();
     if !(status.is_success() || status == reqwest::StatusCode::CONFLICT) {
-        bail!("creating bucket {bucket}: {status} {}", resp.text().await.unwrap_or_default());
+        bail!(
+            "creating bucket {bucket}: {status} {}",
+            resp.text().await.unwrap_or_default()
+        );
     }
     Ok(())
 }
 
 /// True if a recorded stack (its pid file) still has its owner or any process running.
 pub fn stack_running(state_dir: &Path) -> bool {
-    PidFile::read(&state_dir.join(pid_file::FILE_NAME))
-        .is_ok_and(|f| same_process_alive(f.owner_pid, f.owner_start_time) || !f.alive_processes().is_empty())
+    PidFile::read(&state_dir.join(pid_file::FILE_NAME)).is_ok_and(|f| {
+        same_process_alive(f.owner_pid, f.owner_start_time) || !f.alive_processes().is_empty()
+    })
+}
+
+/// True for the names [`StackOptions::default`] generates: `t<pid>-<n>`.
+fn is_auto_name(name: &str) -> bool {
+    name.strip_prefix('t')
+        .and_then(|rest| rest.split_once('-'))
+        .is_some_and(|(a, b)| {
+            !a.is_empty()
+                && !b.is_empty()
+                && a.bytes().all(|c| c.is_ascii_digit())
+                && b.bytes().all(|c| c.is_ascii_digit())
+        })
+}
+
+/// Removes the state dirs of auto-named stacks that no longer run and were created more than `age` ago:
+/// those of test processes that were killed, panicked, or kept their stack in a `static` until exit.
+pub fn prune_stale_auto_stacks(local: &Path, age: Duration) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(paths::stacks_dir(local)) else {
+        return Vec::new();
+    };
+    let mut removed = Vec::new();
+    for entry in entries.flatten() {
+        let (path, name) = (
+            entry.path(),
+            entry.file_name().to_string_lossy().into_owned(),
+        );
+        let old_enough = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t.elapsed().is_ok_and(|e| e >= age));
+        if is_auto_name(&name)
+            && old_enough
+            && !stack_running(&path)
+            && std::fs::remove_dir_all(&path).is_ok()
+        {
+            removed.push(path);
+        }
+    }
+    removed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auto_names() {
+        assert!(is_auto_name(&auto_name()));
+        assert!(is_auto_name("t123-4"));
+        for other in ["dev", "t-1", "t12-", "tx-1", "t1-2-3", "hyg-kill-1"] {
+            assert!(!is_auto_name(other), "{other}");
+        }
+    }
+
+    #[test]
+    fn prunes_only_stale_auto_named_stacks() {
+        let local = std::env::temp_dir().join(format!("devstack-prune-{}", std::process::id()));
+        let stacks = paths::stacks_dir(&local);
+        for name in ["t1-1", "t2-1", "dev"] {
+            std::fs::create_dir_all(stacks.join(name).join("logs")).unwrap();
+        }
+        // t2-1 is "running": its owner (this process) is alive.
+        let me = std::process::id();
+        PidFile {
+            owner_pid: me,
+            owner_start_time: process_start_time(me),
+            owner_kind: OwnerKind::Library,
+            processes: vec![],
+        }
+        .write(&stacks.join("t2-1").join(pid_file::FILE_NAME))
+        .unwrap();
+        assert!(
+            prune_stale_auto_stacks(&local, Duration::from_secs(3600)).is_empty(),
+            "too recent"
+        );
+        assert_eq!(
+            prune_stale_auto_stacks(&local, Duration::ZERO),
+            vec![stacks.join("t1-1")]
+        );
+        assert!(stacks.join("t2-1").is_dir() && stacks.join("dev").is_dir());
+        std::fs::remove_dir_all(&local).unwrap();
+    }
 }

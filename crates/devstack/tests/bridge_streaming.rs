@@ -53,10 +53,16 @@ async fn bodies_stream_through_without_buffering() {
     let url = format!("{}/download/storage/v1/b/b/o/big", bridge.url());
 
     // Download: the first chunk arrives while the backend still holds the rest.
-    down_tx.send(Bytes::from_static(b"first-chunk")).await.unwrap();
-    let resp = client.get(&url).send().await.unwrap();
-    let mut body = resp.bytes_stream();
-    let first = tokio::time::timeout(Duration::from_secs(5), body.next()).await.expect("streamed, not buffered");
+    down_tx
+        .send(Bytes::from_static(b"first-chunk"))
+        .await
+        .unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(5), async {
+        let mut body = client.get(&url).send().await.unwrap().bytes_stream();
+        let first = body.next().await;
+        (first, body)
+    });
+    let (first, mut body) = first.await.expect("download streamed, not buffered");
     assert_eq!(first.unwrap().unwrap().as_ref(), b"first-chunk");
     down_tx.send(Bytes::from(vec![7u8; 1 << 20])).await.unwrap();
     drop(down_tx);
@@ -68,11 +74,22 @@ async fn bodies_stream_through_without_buffering() {
 
     // Upload: the backend sees the first chunk before the client sends the second.
     let (up_tx, up_rx) = mpsc::channel::<Bytes>(4);
-    up_tx.send(Bytes::from_static(b"upload-start")).await.unwrap();
-    let put = tokio::spawn(client.put(&url).body(reqwest::Body::wrap_stream(
-        futures::stream::unfold(up_rx, |mut rx| async move { rx.recv().await.map(|b| (Ok::<_, std::io::Error>(b), rx)) }),
-    )).send());
-    let first = tokio::time::timeout(Duration::from_secs(5), first_up_rx).await.expect("upload streamed");
+    up_tx
+        .send(Bytes::from_static(b"upload-start"))
+        .await
+        .unwrap();
+    let put = tokio::spawn(
+        client
+            .put(&url)
+            .body(reqwest::Body::wrap_stream(futures::stream::unfold(
+                up_rx,
+                |mut rx| async move { rx.recv().await.map(|b| (Ok::<_, std::io::Error>(b), rx)) },
+            )))
+            .send(),
+    );
+    let first = tokio::time::timeout(Duration::from_secs(5), first_up_rx)
+        .await
+        .expect("upload streamed");
     assert_eq!(first.unwrap().as_ref(), b"upload-start");
     up_tx.send(Bytes::from(vec![1u8; 1000])).await.unwrap();
     drop(up_tx);

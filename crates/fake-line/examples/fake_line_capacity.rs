@@ -107,8 +107,24 @@ async fn main() -> std::io::Result<()> {
         .build()
         .expect("client");
 
-    let push = run_phase(&http, &url, &token, concurrency, Duration::from_secs(secs), false).await;
-    let multicast = run_phase(&http, &url, &token, concurrency, Duration::from_secs(secs), true).await;
+    let push = run_phase(
+        &http,
+        &url,
+        &token,
+        concurrency,
+        Duration::from_secs(secs),
+        false,
+    )
+    .await;
+    let multicast = run_phase(
+        &http,
+        &url,
+        &token,
+        concurrency,
+        Duration::from_secs(secs),
+        true,
+    )
+    .await;
     let stats = fake.stats();
     let out = json!({
         "concurrency": concurrency,

@@ -35,7 +35,10 @@ pub(crate) struct Tokens {
 }
 
 impl Tokens {
-    pub(crate) fn new(secret: &str, long_lived: impl IntoIterator<Item = (String, String)>) -> Self {
+    pub(crate) fn new(
+        secret: &str,
+        long_lived: impl IntoIterator<Item = (String, String)>,
+    ) -> Self {
         Tokens {
             secret: secret.as_bytes().to_vec(),
             long_lived: long_lived.into_iter().collect(),
@@ -109,12 +112,20 @@ fn issue(
     lifetime_secs: u64,
 ) -> Response {
     let Ok(Form(form)) = form else {
-        return oauth_error("invalid_request", "the request body must be application/x-www-form-urlencoded");
+        return oauth_error(
+            "invalid_request",
+            "the request body must be application/x-www-form-urlencoded",
+        );
     };
     match form.get("grant_type").map(String::as_str) {
         Some("client_credentials") => {}
         None => return oauth_error("invalid_request", "grant_type is required"),
-        Some(_) => return oauth_error("unsupported_grant_type", "grant_type must be client_credentials"),
+        Some(_) => {
+            return oauth_error(
+                "unsupported_grant_type",
+                "grant_type must be client_credentials",
+            );
+        }
     }
     if form.contains_key("client_assertion") {
         return oauth_error(
@@ -123,10 +134,16 @@ fn issue(
         );
     }
     let (Some(id), Some(secret)) = (form.get("client_id"), form.get("client_secret")) else {
-        return oauth_error("invalid_request", "client_id and client_secret are required");
+        return oauth_error(
+            "invalid_request",
+            "client_id and client_secret are required",
+        );
     };
     if id.is_empty() || secret.is_empty() {
-        return oauth_error("invalid_request", "client_id and client_secret are required");
+        return oauth_error(
+            "invalid_request",
+            "client_id and client_secret are required",
+        );
     }
     let allowed = &app.config.allowed_channels;
     if !allowed.is_empty() && allowed.get(id) != Some(secret) {

@@ -83,7 +83,7 @@ impl Endpoint {
 /// Everything the fake does, configurable. `Config::default()` behaves like LINE with no restrictions: any
 /// channel id + secret gets a token, no quota, LINE's documented rate limits, no faults.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// Key that signs stateless tokens. Tokens survive a restart of the fake when it is unchanged.
     pub token_secret: String,
@@ -145,6 +145,7 @@ impl Default for Config {
 
 /// `requests` per `per_secs` seconds, per channel, in fixed windows aligned to the clock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RateLimit {
     pub requests: u64,
     pub per_secs: u64,
@@ -152,17 +153,23 @@ pub struct RateLimit {
 
 impl RateLimit {
     pub const fn per_second(requests: u64) -> Self {
-        RateLimit { requests, per_secs: 1 }
+        RateLimit {
+            requests,
+            per_secs: 1,
+        }
     }
     pub const fn per_hour(requests: u64) -> Self {
-        RateLimit { requests, per_secs: 3600 }
+        RateLimit {
+            requests,
+            per_secs: 3600,
+        }
     }
 }
 
 /// LINE's per-channel limits: push 2,000 req/s, multicast 200 req/s, narrowcast and broadcast 60 req/hour,
 /// every other endpoint 2,000 req/s. Token issuing is not limited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct RateLimits {
     pub push: RateLimit,
     pub multicast: RateLimit,
@@ -204,7 +211,7 @@ impl RateLimits {
 /// "burst_429_ms":1000,"latency_ms":[5,20],"timeout_hang_ms":30000,"endpoints":["push","multicast"]}`;
 /// `latency_ms` is a number, `[min, max]` or `{"min":..,"max":..}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct Faults {
     pub seed: Option<u64>,
     /// Answer 500 without accepting.
@@ -280,7 +287,7 @@ impl<'de> Deserialize<'de> for Latency {
 /// How the insight endpoint makes up interaction numbers from the accepted deliveries of a unit: the fake has
 /// no users to open messages, so it reports fixed fractions of the unique recipients.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct InsightConfig {
     pub impression_rate: f64,
     pub click_rate: f64,
@@ -295,5 +302,57 @@ impl Default for InsightConfig {
             click_rate: 0.1,
             min_users: 20,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_config_is_the_default() {
+        let c: Config = serde_json::from_str("{}").unwrap();
+        assert_eq!(c, Config::default());
+    }
+
+    #[test]
+    fn yaml_config_with_latency_forms() {
+        let c: Config = serde_yaml::from_str(
+            "rate_limits:\n  push: {requests: 10, per_secs: 1}\nfaults:\n  p_500: 0.1\n  latency_ms: [5, 20]\n  endpoints: [push]\n",
+        )
+        .unwrap();
+        assert_eq!(c.rate_limits.push, RateLimit::per_second(10));
+        assert_eq!(
+            c.rate_limits.multicast,
+            RateLimit::per_second(200),
+            "unset fields keep defaults"
+        );
+        assert_eq!(c.faults.latency_ms, Latency { min: 5, max: 20 });
+        assert_eq!(c.faults.endpoints, vec![Endpoint::Push]);
+        let f: Faults = serde_json::from_str(r#"{"latency_ms": 7}"#).unwrap();
+        assert_eq!(f.latency_ms, Latency::fixed(7));
+        let f: Faults = serde_json::from_str(r#"{"latency_ms": {"min": 1, "max": 3}}"#).unwrap();
+        assert_eq!(f.latency_ms, Latency { min: 1, max: 3 });
+        assert!(serde_json::from_str::<Faults>(r#"{"latency_ms": [9, 3]}"#).is_err());
+    }
+
+    #[test]
+    fn typos_are_rejected() {
+        assert!(serde_json::from_str::<Config>(r#"{"frends_count": 3}"#).is_err());
+        assert!(serde_json::from_str::<Faults>(r#"{"p500": 0.5}"#).is_err());
+    }
+
+    #[test]
+    fn endpoints_from_paths() {
+        assert_eq!(
+            Endpoint::from_path("/v2/bot/message/validate/push"),
+            Endpoint::Validate
+        );
+        assert_eq!(
+            Endpoint::from_path("/v2/bot/message/multicast"),
+            Endpoint::Multicast
+        );
+        assert_eq!(Endpoint::from_path("/fake/stats"), Endpoint::Admin);
+        assert_eq!(Endpoint::from_path("/nope"), Endpoint::Other);
     }
 }

@@ -183,6 +183,10 @@ mod tests {
         let rb: Vec<_> = (0..50).map(|_| b.roll(Endpoint::Push, 0).1).collect();
         assert_eq!(ra, rb);
         assert!(ra.contains(&FaultAction::Error500) && ra.contains(&FaultAction::None));
-        assert_eq!(a.roll(Endpoint::Validate, 0).1, FaultAction::None, "not a fault endpoint");
+        assert_eq!(
+            a.roll(Endpoint::Validate, 0).1,
+            FaultAction::None,
+            "not a fault endpoint"
+        );
     }
 }

@@ -46,11 +46,16 @@ pub(crate) async fn aggregation(
         || unit.len() > 30
         || !unit.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
     {
-        violations.push(Violation::new("customAggregationUnit", "must match ^[a-zA-Z0-9_]{1,30}$"));
+        violations.push(Violation::new(
+            "customAggregationUnit",
+            "must match ^[a-zA-Z0-9_]{1,30}$",
+        ));
     }
     let day = |name: &str, v: &Option<String>, out: &mut Vec<Violation>| -> u32 {
         match v.as_deref() {
-            Some(s) if s.len() == 8 && s.bytes().all(|b| b.is_ascii_digit()) => s.parse().unwrap_or(0),
+            Some(s) if s.len() == 8 && s.bytes().all(|b| b.is_ascii_digit()) => {
+                s.parse().unwrap_or(0)
+            }
             _ => {
                 out.push(Violation::new(name, "must be a date in yyyyMMdd format"));
                 0
@@ -77,9 +82,7 @@ pub(crate) async fn aggregation(
             Value::Null
         }
     };
-    let (message_count, urls) = info
-        .map(|i| (i.message_count, i.urls))
-        .unwrap_or_default();
+    let (message_count, urls) = info.map(|i| (i.message_count, i.urls)).unwrap_or_default();
     let messages: Vec<Value> = (1..=message_count)
         .map(|seq| {
             json!({"seq": seq, "impression": n(cfg.impression_rate), "mediaPlayed": null,
@@ -97,7 +100,11 @@ pub(crate) async fn aggregation(
                    "uniqueClickOfRequest": n(cfg.click_rate)})
         })
         .collect();
-    let unique_click = if urls.is_empty() && enough { json!(0) } else { n(cfg.click_rate) };
+    let unique_click = if urls.is_empty() && enough {
+        json!(0)
+    } else {
+        n(cfg.click_rate)
+    };
     let body = json!({
         "overview": {"uniqueImpression": n(cfg.impression_rate), "uniqueClick": unique_click,
                      "uniqueMediaPlayed": null, "uniqueMediaPlayed100Percent": null},

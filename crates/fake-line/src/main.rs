@@ -10,7 +10,10 @@ use clap::Parser;
 use fake_line::{Config, FakeLine, Latency, RateLimit};
 
 #[derive(Parser, Debug)]
-#[command(name = "fake-line", about = "A fake of the LINE Messaging API for tests, demos and benchmarks")]
+#[command(
+    name = "fake-line",
+    about = "A fake of the LINE Messaging API for tests, demos and benchmarks"
+)]
 struct Args {
     /// Address to listen on (port 0 picks a free port).
     #[arg(long, env = "FAKE_LINE_ADDR", default_value = "127.0.0.1:8090")]
@@ -98,7 +101,8 @@ struct Args {
 }
 
 fn load_config(path: &PathBuf) -> Result<Config> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let is_json = path.extension().is_some_and(|e| e == "json");
     let config = if is_json {
         serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?
@@ -171,7 +175,8 @@ fn build_config(args: &Args) -> Result<Config> {
     }
     for q in &args.channel_quotas {
         let (id, n) = split_pair(q, '=', "--channel-quota")?;
-        c.quotas.insert(id.into(), n.parse().context("--channel-quota")?);
+        c.quotas
+            .insert(id.into(), n.parse().context("--channel-quota")?);
     }
     if let Some(v) = args.retry_key_ttl_secs {
         c.retry_key_ttl_secs = v;

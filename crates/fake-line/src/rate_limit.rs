@@ -130,8 +130,14 @@ mod tests {
         let t = 10_000;
         assert!((0..3).all(|i| r.try_acquire("c", Endpoint::Push, t + i)));
         assert!(!r.try_acquire("c", Endpoint::Push, t + 999));
-        assert!(r.try_acquire("other", Endpoint::Push, t + 999), "per channel");
-        assert!(r.try_acquire("c", Endpoint::Multicast, t + 999), "per endpoint");
+        assert!(
+            r.try_acquire("other", Endpoint::Push, t + 999),
+            "per channel"
+        );
+        assert!(
+            r.try_acquire("c", Endpoint::Multicast, t + 999),
+            "per endpoint"
+        );
         assert!(r.try_acquire("c", Endpoint::Push, t + 1000), "next window");
         assert!(RateLimiter::new(limits, false).try_acquire("c", Endpoint::Push, t));
     }

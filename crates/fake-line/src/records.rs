@@ -69,6 +69,13 @@ pub(crate) struct UnitInsight {
     pub urls: Vec<(usize, String)>,
 }
 
+/// Units by name ("" for none), interned to small indexes for the pair maps.
+#[derive(Default)]
+struct UnitTable {
+    index: HashMap<String, u32>,
+    list: Vec<(String, Unit)>,
+}
+
 const SHARDS: usize = 16;
 /// (recipient id as 16 bytes, unit index) -> first 4 bytes of the messages hash.
 type PairShard = HashMap<([u8; 16], u32), u32>;
@@ -92,8 +99,7 @@ pub(crate) struct Deliveries {
     memory: Option<Mutex<Vec<Record>>>,
     file: Option<(PathBuf, Mutex<mpsc::Sender<WriterMsg>>)>,
     pairs: Vec<Mutex<PairShard>>,
-    /// Unit name ("" for none) -> index into `units`.
-    units: Mutex<(HashMap<String, u32>, Vec<(String, Unit)>)>,
+    units: Mutex<UnitTable>,
     totals: Totals,
 }
 
@@ -124,7 +130,7 @@ impl Deliveries {
             memory: keep.then(|| Mutex::new(Vec::new())),
             file,
             pairs: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
-            units: Mutex::new((HashMap::new(), Vec::new())),
+            units: Mutex::new(UnitTable::default()),
             totals: Totals::default(),
         })
     }
@@ -132,12 +138,13 @@ impl Deliveries {
     /// Records an accepted request whose `messages` are `messages`.
     pub(crate) fn record(&self, record: Record, messages: &Value) {
         let unit_name = record.unit.clone().unwrap_or_default();
-        let hash = u32::from_str_radix(record.messages_sha256.get(..8).unwrap_or("0"), 16).unwrap_or(0);
+        let hash =
+            u32::from_str_radix(record.messages_sha256.get(..8).unwrap_or("0"), 16).unwrap_or(0);
         let day = jst_day(record.accepted_at_ms);
 
         let unit_index = {
             let mut units = self.units.lock();
-            let (index, list) = &mut *units;
+            let UnitTable { index, list } = &mut *units;
             match index.get(&unit_name) {
                 Some(&i) => i,
                 None => {
@@ -174,7 +181,7 @@ impl Deliveries {
 
         {
             let mut units = self.units.lock();
-            let unit = &mut units.1[unit_index as usize].1;
+            let unit = &mut units.list[unit_index as usize].1;
             unit.stats.accepted += record.recipients.len() as u64;
             unit.stats.unique += new;
             unit.stats.duplicates += dup;
@@ -219,7 +226,7 @@ impl Deliveries {
     pub(crate) fn unit_stats(&self) -> BTreeMap<String, UnitStats> {
         self.units
             .lock()
-            .1
+            .list
             .iter()
             .map(|(name, u)| (name.clone(), u.stats))
             .collect()
@@ -228,8 +235,8 @@ impl Deliveries {
     /// Unique recipients of `unit` first accepted between the JST days `from..=to` (yyyyMMdd numbers).
     pub(crate) fn unit_insight(&self, unit: &str, from: u32, to: u32) -> Option<UnitInsight> {
         let units = self.units.lock();
-        let &i = units.0.get(unit)?;
-        let u = &units.1[i as usize].1;
+        let &i = units.index.get(unit)?;
+        let u = &units.list[i as usize].1;
         Some(UnitInsight {
             unique_in_range: u.unique_by_day.range(from..=to).map(|(_, n)| n).sum(),
             message_count: u.message_count,
@@ -283,7 +290,7 @@ impl Deliveries {
         for s in &self.pairs {
             s.lock().clear();
         }
-        *self.units.lock() = (HashMap::new(), Vec::new());
+        *self.units.lock() = UnitTable::default();
         let t = &self.totals;
         for c in [
             &t.accepted_requests,

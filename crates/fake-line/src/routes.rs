@@ -55,7 +55,10 @@ pub(crate) fn router(app: App) -> Router {
         .route("/v2/bot/message/validate/{kind}", post(validate))
         .route("/v2/bot/message/quota", get(quota))
         .route("/v2/bot/message/quota/consumption", get(quota_consumption))
-        .route("/v2/bot/message/progress/narrowcast", get(narrowcast_progress))
+        .route(
+            "/v2/bot/message/progress/narrowcast",
+            get(narrowcast_progress),
+        )
         .route(
             "/v2/bot/insight/message/event/aggregation",
             get(insight::aggregation),
@@ -159,7 +162,10 @@ async fn pre_accept_fault(
     kill: Option<Extension<ConnKill>>,
 ) -> Result<Option<Extension<ConnKill>>, Response> {
     match adm.action {
-        FaultAction::Error500 => Err(line_error(StatusCode::INTERNAL_SERVER_ERROR, INTERNAL_ERROR)),
+        FaultAction::Error500 => Err(line_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            INTERNAL_ERROR,
+        )),
         FaultAction::Timeout => {
             tokio::time::sleep(adm.hang).await;
             Err(drop_connection(kill).await)
@@ -222,9 +228,7 @@ async fn send(
     // Accept atomically with respect to the retry key: check, charge the quota, record the key.
     let now = now_ms();
     {
-        let slot = adm
-            .retry_key
-            .map(|k| app.retry_keys.slot(&adm.channel, k));
+        let slot = adm.retry_key.map(|k| app.retry_keys.slot(&adm.channel, k));
         if let Some(first) = slot.as_ref().and_then(|s| s.accepted(now)) {
             Counters::inc(&app.counters.retry_key_conflicts);
             let mut resp = line_error(StatusCode::CONFLICT, RETRY_KEY_ACCEPTED);
@@ -321,7 +325,12 @@ fn recipients_of(app: &App, endpoint: Endpoint, body: &Value) -> (Vec<String>, u
             let to: Vec<String> = body
                 .get("to")
                 .and_then(Value::as_array)
-                .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_string)
+                        .collect()
+                })
                 .unwrap_or_default();
             let n = to.len() as u64;
             (to, n)
@@ -331,7 +340,9 @@ fn recipients_of(app: &App, endpoint: Endpoint, body: &Value) -> (Vec<String>, u
                 .get("limit")
                 .and_then(|l| l.get("max"))
                 .and_then(Value::as_u64);
-            let n = max.map_or(app.config.friends_count, |m| m.min(app.config.friends_count));
+            let n = max.map_or(app.config.friends_count, |m| {
+                m.min(app.config.friends_count)
+            });
             (Vec::new(), n)
         }
         _ => (Vec::new(), app.config.friends_count),
@@ -339,7 +350,12 @@ fn recipients_of(app: &App, endpoint: Endpoint, body: &Value) -> (Vec<String>, u
 }
 
 /// `POST /v2/bot/message/reply`: validated like LINE does, but the fake never issues reply tokens.
-async fn reply(State(app): State<App>, kill: Option<Extension<ConnKill>>, headers: HeaderMap, body: Body) -> Response {
+async fn reply(
+    State(app): State<App>,
+    kill: Option<Extension<ConnKill>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let run = async {
         let adm = admit(&app, Endpoint::Reply, &headers).await?;
         let body = parse_body(&app, body)?;
@@ -364,7 +380,10 @@ async fn validate(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    if !matches!(kind.as_str(), "push" | "multicast" | "narrowcast" | "broadcast" | "reply") {
+    if !matches!(
+        kind.as_str(),
+        "push" | "multicast" | "narrowcast" | "broadcast" | "reply"
+    ) {
         return not_found().await;
     }
     let run = async {
@@ -383,7 +402,11 @@ async fn validate(
 }
 
 /// `GET /v2/bot/message/quota`: `{"type":"limited","value":N}` or `{"type":"none"}`.
-async fn quota(State(app): State<App>, kill: Option<Extension<ConnKill>>, headers: HeaderMap) -> Response {
+async fn quota(
+    State(app): State<App>,
+    kill: Option<Extension<ConnKill>>,
+    headers: HeaderMap,
+) -> Response {
     let run = async {
         let adm = admit(&app, Endpoint::Quota, &headers).await?;
         pre_accept_fault(&adm, kill).await?;
@@ -432,7 +455,10 @@ async fn narrowcast_progress(
         let adm = admit(&app, Endpoint::NarrowcastProgress, &headers).await?;
         pre_accept_fault(&adm, kill).await?;
         let Some(id) = query.ok().and_then(|q| q.0.request_id) else {
-            return Err(line_error(StatusCode::BAD_REQUEST, "The request parameter 'requestId' is required"));
+            return Err(line_error(
+                StatusCode::BAD_REQUEST,
+                "The request parameter 'requestId' is required",
+            ));
         };
         let not_found = || line_error(StatusCode::NOT_FOUND, "Not found");
         let id = Uuid::try_parse(&id).map_err(|_| not_found())?;

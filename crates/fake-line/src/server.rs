@@ -24,7 +24,11 @@ impl ConnKill {
 }
 
 /// Serves `router` on `listener` until `shutdown` turns true; then drops every connection.
-pub(crate) async fn serve(listener: TcpListener, router: Router, mut shutdown: watch::Receiver<bool>) {
+pub(crate) async fn serve(
+    listener: TcpListener,
+    router: Router,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let mut conns = JoinSet::new();
     let per_conn_shutdown = shutdown.clone();
     loop {

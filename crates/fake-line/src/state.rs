@@ -80,7 +80,7 @@ impl AppState {
     }
 
     /// Forgets everything observed (deliveries, counters, retry keys, rate windows, quota usage and runtime
-    /// quota changes, narrowcasts) and restores the configured faults.
+    /// quota changes, narrowcasts; the records file is truncated) and restores the configured faults.
     pub(crate) fn reset(&self) {
         self.counters.clear();
         self.deliveries.clear();

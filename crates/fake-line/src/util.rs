@@ -4,7 +4,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use time::{OffsetDateTime, UtcOffset, format_description::BorrowedFormatItem, macros::format_description};
+use time::{
+    OffsetDateTime, UtcOffset, format_description::BorrowedFormatItem, macros::format_description,
+};
 
 pub(crate) fn now_ms() -> u64 {
     SystemTime::now()

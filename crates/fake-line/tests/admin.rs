@@ -8,7 +8,11 @@ use fake_line::{Config, Faults, Record, Stats};
 use serde_json::{Value, json};
 
 async fn admin_get(env: &Env, path: &str) -> reqwest::Response {
-    env.http.get(format!("{}{path}", env.url)).send().await.unwrap()
+    env.http
+        .get(format!("{}{path}", env.url))
+        .send()
+        .await
+        .unwrap()
 }
 
 async fn admin_post(env: &Env, path: &str, body: Value) -> reqwest::Response {
@@ -41,10 +45,17 @@ async fn health_stats_and_deliveries() {
     let resp = admin_get(&env, "/fake/deliveries").await;
     assert_eq!(resp.headers()["content-type"], "application/x-ndjson");
     let text = resp.text().await.unwrap();
-    let records: Vec<Record> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let records: Vec<Record> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(records.len(), 2);
     assert_eq!(records[0].recipients, users(0..3));
-    let only_b = admin_get(&env, "/fake/deliveries?unit=b").await.text().await.unwrap();
+    let only_b = admin_get(&env, "/fake/deliveries?unit=b")
+        .await
+        .text()
+        .await
+        .unwrap();
     assert_eq!(only_b.lines().count(), 1);
     assert!(only_b.contains(&user(9)));
     env.fake.shutdown().await;
@@ -57,11 +68,15 @@ async fn faults_quota_reset_and_config() {
         ..Config::default()
     })
     .await;
-    let set: Faults = admin_post(&env, "/fake/faults", json!({"p_500": 1.0, "latency_ms": [1, 2]}))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let set: Faults = admin_post(
+        &env,
+        "/fake/faults",
+        json!({"p_500": 1.0, "latency_ms": [1, 2]}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
     assert_eq!(set.p_500, 1.0);
     assert_eq!((set.latency_ms.min, set.latency_ms.max), (1, 2));
     assert_eq!(env.fake.faults(), set);
@@ -71,26 +86,46 @@ async fn faults_quota_reset_and_config() {
     admin_post(&env, "/fake/faults", json!({})).await;
     assert_eq!(env.push(&user(1), "x", None).await.status(), 200);
 
-    let q: Value = admin_post(&env, "/fake/quota", json!({"channel_id": CHANNEL, "quota": 1}))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let q: Value = admin_post(
+        &env,
+        "/fake/quota",
+        json!({"channel_id": CHANNEL, "quota": 1}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
     assert_eq!(q, json!({"channel_id": CHANNEL, "limit": 1, "used": 1}));
     assert_eq!(env.push(&user(2), "x", None).await.status(), 429);
-    admin_post(&env, "/fake/quota", json!({"channel_id": CHANNEL, "quota": null})).await;
+    admin_post(
+        &env,
+        "/fake/quota",
+        json!({"channel_id": CHANNEL, "quota": null}),
+    )
+    .await;
     assert_eq!(env.push(&user(2), "x", None).await.status(), 200);
 
     let key = retry_key();
     assert_eq!(env.push(&user(3), "x", Some(&key)).await.status(), 200);
-    assert_eq!(admin_post(&env, "/fake/reset", json!({})).await.status(), 200);
+    assert_eq!(
+        admin_post(&env, "/fake/reset", json!({})).await.status(),
+        200
+    );
     let s = env.fake.stats();
     assert_eq!(s.accepted_requests, 0);
     assert_eq!(s.retry_keys, 0);
     assert!(s.units.is_empty());
     assert!(env.fake.deliveries().is_empty());
-    assert_eq!(env.push(&user(3), "x", Some(&key)).await.status(), 200, "reset forgets retry keys");
-    assert_eq!(env.fake.stats().quota[CHANNEL].limit, Some(100), "configured quota restored");
+    assert_eq!(
+        env.push(&user(3), "x", Some(&key)).await.status(),
+        200,
+        "reset forgets retry keys"
+    );
+    assert_eq!(
+        env.fake.stats().quota[CHANNEL].limit,
+        Some(100),
+        "configured quota restored"
+    );
 
     let cfg: Config = admin_get(&env, "/fake/config").await.json().await.unwrap();
     assert_eq!(cfg.default_quota, Some(100));
@@ -111,12 +146,20 @@ async fn records_file_without_memory() {
     for i in 0..3 {
         assert_eq!(env.push(&user(i), "file", None).await.status(), 200);
     }
-    let text = admin_get(&env, "/fake/deliveries").await.text().await.unwrap();
+    let text = admin_get(&env, "/fake/deliveries")
+        .await
+        .text()
+        .await
+        .unwrap();
     assert_eq!(text.lines().count(), 3);
     assert_eq!(env.fake.deliveries().len(), 3);
     let on_disk = std::fs::read_to_string(&path).unwrap();
     assert_eq!(on_disk.lines().count(), 3);
-    assert_eq!(env.fake.stats().unique_recipients, 3, "stats do not need the records");
+    assert_eq!(
+        env.fake.stats().unique_recipients,
+        3,
+        "stats do not need the records"
+    );
     env.fake.shutdown().await;
     std::fs::remove_dir_all(&dir).unwrap();
 

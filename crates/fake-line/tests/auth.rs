@@ -39,7 +39,11 @@ async fn stateless_token_is_issued_and_accepted() {
     let (status, body) = token_request(
         &env.http,
         &env.url,
-        &[("grant_type", "client_credentials"), ("client_id", "42"), ("client_secret", "s")],
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", "42"),
+            ("client_secret", "s"),
+        ],
     )
     .await;
     assert_eq!(status, 200);
@@ -47,17 +51,28 @@ async fn stateless_token_is_issued_and_accepted() {
     assert_eq!(body["token_type"], "Bearer");
     let token = body["access_token"].as_str().unwrap();
     let schema = line_spec::channel_access_token();
-    assert!(line_spec::validate_schema_in(schema, "IssueStatelessChannelAccessTokenResponse", &body).is_empty());
+    assert!(
+        line_spec::validate_schema_in(schema, "IssueStatelessChannelAccessTokenResponse", &body)
+            .is_empty()
+    );
 
     let (status, _) = push_with(&env.http, &env.url, Some(&format!("Bearer {token}"))).await;
     assert_eq!(status, 200);
-    assert_eq!(env.fake.deliveries()[0].channel_id, "42", "the token carries its channel");
+    assert_eq!(
+        env.fake.deliveries()[0].channel_id,
+        "42",
+        "the token carries its channel"
+    );
 
     // Short-lived tokens (v2) work the same way.
     let resp = env
         .http
         .post(format!("{}/v2/oauth/accessToken", env.url))
-        .form(&[("grant_type", "client_credentials"), ("client_id", "43"), ("client_secret", "s")])
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", "43"),
+            ("client_secret", "s"),
+        ])
         .send()
         .await
         .unwrap();
@@ -72,17 +87,30 @@ async fn token_request_errors_use_the_oauth_shape() {
     let (status, body) = token_request(
         &env.http,
         &env.url,
-        &[("grant_type", "password"), ("client_id", "1"), ("client_secret", "s")],
+        &[
+            ("grant_type", "password"),
+            ("client_id", "1"),
+            ("client_secret", "s"),
+        ],
     )
     .await;
     assert_eq!(status, 400);
     assert_eq!(body["error"], "unsupported_grant_type");
     assert!(body["error_description"].is_string());
-    let (status, body) =
-        token_request(&env.http, &env.url, &[("grant_type", "client_credentials"), ("client_id", "1")]).await;
+    let (status, body) = token_request(
+        &env.http,
+        &env.url,
+        &[("grant_type", "client_credentials"), ("client_id", "1")],
+    )
+    .await;
     assert_eq!(status, 400);
     assert_eq!(body["error"], "invalid_request");
-    let (status, body) = token_request(&env.http, &env.url, &[("client_id", "1"), ("client_secret", "s")]).await;
+    let (status, body) = token_request(
+        &env.http,
+        &env.url,
+        &[("client_id", "1"), ("client_secret", "s")],
+    )
+    .await;
     assert_eq!(status, 400);
     assert_eq!(body["error"], "invalid_request");
     // Not a form at all.
@@ -110,11 +138,23 @@ async fn restricted_channels_refuse_unknown_credentials() {
     .unwrap();
     let http = reqwest::Client::new();
     let url = fake.url();
-    let ok = [("grant_type", "client_credentials"), ("client_id", "111"), ("client_secret", "right")];
+    let ok = [
+        ("grant_type", "client_credentials"),
+        ("client_id", "111"),
+        ("client_secret", "right"),
+    ];
     assert_eq!(token_request(&http, &url, &ok).await.0, 200);
     for form in [
-        [("grant_type", "client_credentials"), ("client_id", "111"), ("client_secret", "wrong")],
-        [("grant_type", "client_credentials"), ("client_id", "222"), ("client_secret", "right")],
+        [
+            ("grant_type", "client_credentials"),
+            ("client_id", "111"),
+            ("client_secret", "wrong"),
+        ],
+        [
+            ("grant_type", "client_credentials"),
+            ("client_id", "222"),
+            ("client_secret", "right"),
+        ],
     ] {
         let (status, body) = token_request(&http, &url, &form).await;
         assert_eq!(status, 400);
@@ -153,7 +193,12 @@ async fn missing_invalid_and_forged_tokens_are_401() {
         assert_eq!(body, json!({"message": AUTH_FAILED}));
     }
     for path in ["/v2/bot/message/quota", "/v2/bot/message/quota/consumption"] {
-        let resp = env.http.get(format!("{}{path}", env.url)).send().await.unwrap();
+        let resp = env
+            .http
+            .get(format!("{}{path}", env.url))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 401);
     }
     assert_eq!(env.fake.stats().responses("push", 401), 5);
@@ -171,7 +216,8 @@ async fn expired_token_is_401() {
     let (status, _) = push_with(&env.http, &env.url, Some(&format!("Bearer {}", env.token))).await;
     assert_eq!(status, 200);
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    let (status, body) = push_with(&env.http, &env.url, Some(&format!("Bearer {}", env.token))).await;
+    let (status, body) =
+        push_with(&env.http, &env.url, Some(&format!("Bearer {}", env.token))).await;
     assert_eq!(status, 401);
     assert_eq!(body["message"], AUTH_FAILED);
     env.fake.shutdown().await;
@@ -195,6 +241,11 @@ async fn long_lived_tokens_map_to_their_channel() {
     assert_eq!(fake.deliveries()[0].channel_id, "777");
     // With a zero lifetime, issued tokens are expired at once.
     let t = issue_token(&http, &fake.url(), "1", "s").await;
-    assert_eq!(push_with(&http, &fake.url(), Some(&format!("Bearer {t}"))).await.0, 401);
+    assert_eq!(
+        push_with(&http, &fake.url(), Some(&format!("Bearer {t}")))
+            .await
+            .0,
+        401
+    );
     fake.shutdown().await;
 }

@@ -13,7 +13,10 @@ use serde_json::{Value, json};
 #[tokio::test]
 async fn p_500_answers_500_without_accepting() {
     let env = start(Config::default()).await;
-    env.fake.set_faults(Faults { p_500: 1.0, ..Faults::default() });
+    env.fake.set_faults(Faults {
+        p_500: 1.0,
+        ..Faults::default()
+    });
     let key = retry_key();
     let resp = env.push(&user(1), "f", Some(&key)).await;
     assert_eq!(resp.status(), 500);
@@ -71,7 +74,11 @@ async fn p_timeout_hangs_without_accepting() {
         .unwrap_err();
     assert!(!err.is_timeout(), "{err:?}");
     env.fake.set_faults(Faults::default());
-    assert_eq!(env.push(&user(1), "f", Some(&key)).await.status(), 200, "key not consumed");
+    assert_eq!(
+        env.push(&user(1), "f", Some(&key)).await.status(),
+        200,
+        "key not consumed"
+    );
     assert_eq!(env.fake.stats().accepted_requests, 1);
     env.fake.shutdown().await;
 }
@@ -84,7 +91,8 @@ async fn lost_response_is_delivered_and_the_retry_gets_409() {
         ..Faults::default()
     });
     let key = retry_key();
-    let body = json!({"to": users(0..3), "messages": text("x"), "customAggregationUnits": ["lost"]});
+    let body =
+        json!({"to": users(0..3), "messages": text("x"), "customAggregationUnits": ["lost"]});
     let started = Instant::now();
     let err = env
         .http
@@ -95,11 +103,18 @@ async fn lost_response_is_delivered_and_the_retry_gets_409() {
         .send()
         .await
         .unwrap_err();
-    assert!(!err.is_timeout(), "the connection is dropped at once: {err:?}");
+    assert!(
+        !err.is_timeout(),
+        "the connection is dropped at once: {err:?}"
+    );
     assert!(started.elapsed() < Duration::from_secs(2));
 
     let records = env.fake.deliveries();
-    assert_eq!(records.len(), 1, "delivered although the client saw an error");
+    assert_eq!(
+        records.len(),
+        1,
+        "delivered although the client saw an error"
+    );
     assert!(records[0].lost_response);
     assert_eq!(records[0].retry_key.as_deref(), Some(key.as_str()));
     let s = env.fake.stats();
@@ -108,14 +123,23 @@ async fn lost_response_is_delivered_and_the_retry_gets_409() {
 
     // The sender retries with the same key: 409 naming the delivered request, nothing sent twice.
     env.fake.set_faults(Faults::default());
-    let resp = env.post("/v2/bot/message/multicast", &body, Some(&key)).await;
+    let resp = env
+        .post("/v2/bot/message/multicast", &body, Some(&key))
+        .await;
     assert_eq!(resp.status(), 409);
     assert_eq!(
-        resp.headers()["x-line-accepted-request-id"].to_str().unwrap(),
+        resp.headers()["x-line-accepted-request-id"]
+            .to_str()
+            .unwrap(),
         records[0].request_id
     );
     // Without a key, the retry is a duplicate delivery, which the stats expose.
-    assert_eq!(env.post("/v2/bot/message/multicast", &body, None).await.status(), 200);
+    assert_eq!(
+        env.post("/v2/bot/message/multicast", &body, None)
+            .await
+            .status(),
+        200
+    );
     let s = env.fake.stats();
     assert_eq!(s.duplicates, 3);
     assert_eq!(s.units["lost"].duplicates, 3);
@@ -144,7 +168,11 @@ async fn a_429_burst_refuses_requests_for_its_duration() {
     assert_eq!(s.rate_limited, 5);
     tokio::time::sleep(Duration::from_millis(350)).await;
     assert_eq!(env.push(&user(1), "b", None).await.status(), 429);
-    assert_eq!(env.fake.stats().faults.bursts, 2, "a new burst after the first ended");
+    assert_eq!(
+        env.fake.stats().faults.bursts,
+        2,
+        "a new burst after the first ended"
+    );
     env.fake.set_faults(Faults::default());
     assert_eq!(env.push(&user(1), "b", None).await.status(), 200);
     env.fake.shutdown().await;
@@ -188,7 +216,10 @@ async fn faults_target_the_configured_endpoints() {
     assert_eq!(env.push(&user(1), "t", None).await.status(), 200);
     assert_eq!(env.multicast(&users(0..2), "t", None).await.status(), 500);
     assert_eq!(env.get("/v2/bot/message/quota").await.status(), 500);
-    assert_eq!(env.get("/v2/bot/message/quota/consumption").await.status(), 200);
+    assert_eq!(
+        env.get("/v2/bot/message/quota/consumption").await.status(),
+        200
+    );
     env.fake.shutdown().await;
 }
 
@@ -214,5 +245,9 @@ async fn seeded_faults_replay() {
         runs.push(statuses);
     }
     assert_eq!(runs[0], runs[1]);
-    assert!(runs[0].contains(&200) && runs[0].contains(&500), "{:?}", runs[0]);
+    assert!(
+        runs[0].contains(&200) && runs[0].contains(&500),
+        "{:?}",
+        runs[0]
+    );
 }

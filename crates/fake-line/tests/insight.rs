@@ -8,7 +8,8 @@ use fake_line::Config;
 use serde_json::{Value, json};
 
 fn today_jst() -> String {
-    let now = time::OffsetDateTime::now_utc().to_offset(time::UtcOffset::from_hms(9, 0, 0).unwrap());
+    let now =
+        time::OffsetDateTime::now_utc().to_offset(time::UtcOffset::from_hms(9, 0, 0).unwrap());
     let d = now.date();
     format!("{:04}{:02}{:02}", d.year(), u8::from(d.month()), d.day())
 }
@@ -20,25 +21,49 @@ async fn statistics_per_unit() {
         "footer": {"type": "box", "layout": "vertical", "contents": [
             {"type": "button", "action": {"type": "uri", "label": "Go", "uri": "https://example.com/sale"}}]}}});
     let small = json!({"to": users(0..10), "messages": [{"type": "text", "text": "hi"}, flex], "customAggregationUnits": ["small"]});
-    assert_eq!(env.post("/v2/bot/message/multicast", &small, None).await.status(), 200);
+    assert_eq!(
+        env.post("/v2/bot/message/multicast", &small, None)
+            .await
+            .status(),
+        200
+    );
     let big = json!({"to": users(0..100), "messages": [{"type": "text", "text": "hi"}, flex], "customAggregationUnits": ["big"]});
-    assert_eq!(env.post("/v2/bot/message/multicast", &big, None).await.status(), 200);
+    assert_eq!(
+        env.post("/v2/bot/message/multicast", &big, None)
+            .await
+            .status(),
+        200
+    );
 
     let day = today_jst();
-    let q = |unit: &str| format!("/v2/bot/insight/message/event/aggregation?customAggregationUnit={unit}&from={day}&to={day}");
+    let q = |unit: &str| {
+        format!(
+            "/v2/bot/insight/message/event/aggregation?customAggregationUnit={unit}&from={day}&to={day}"
+        )
+    };
 
     let small: Value = env.get(&q("small")).await.json().await.unwrap();
-    assert_eq!(small["overview"]["uniqueImpression"], Value::Null, "under 20 users: null");
+    assert_eq!(
+        small["overview"]["uniqueImpression"],
+        Value::Null,
+        "under 20 users: null"
+    );
     assert_eq!(small["messages"].as_array().unwrap().len(), 2);
     assert_eq!(small["messages"][0]["impression"], Value::Null);
 
     let big: Value = env.get(&q("big")).await.json().await.unwrap();
-    assert_eq!(big["overview"]["uniqueImpression"], 60, "60% of 100 users by default");
+    assert_eq!(
+        big["overview"]["uniqueImpression"], 60,
+        "60% of 100 users by default"
+    );
     assert_eq!(big["overview"]["uniqueClick"], 10);
     assert_eq!(big["overview"]["uniqueMediaPlayed"], Value::Null);
     assert_eq!(big["messages"][1]["seq"], 2);
-    assert_eq!(big["clicks"], json!([{"seq": 2, "url": "https://example.com/sale", "click": 10,
-                                       "uniqueClick": 10, "uniqueClickOfRequest": 10}]));
+    assert_eq!(
+        big["clicks"],
+        json!([{"seq": 2, "url": "https://example.com/sale", "click": 10,
+                                       "uniqueClick": 10, "uniqueClickOfRequest": 10}])
+    );
 
     // Another day range sees nothing; unknown units answer nulls and empty lists.
     let old: Value = env

@@ -22,14 +22,23 @@ async fn quota_is_enforced_and_raising_it_resumes() {
         resp.json::<Value>().await.unwrap(),
         json!({"message": "You have reached your monthly limit."})
     );
-    assert_eq!(env.push(&user(3), "q", None).await.status(), 200, "2 left: a push fits");
+    assert_eq!(
+        env.push(&user(3), "q", None).await.status(),
+        200,
+        "2 left: a push fits"
+    );
     assert_eq!(env.push(&user(4), "q", None).await.status(), 200);
     assert_eq!(env.push(&user(5), "q", None).await.status(), 429);
 
     let quota: Value = env.get("/v2/bot/message/quota").await.json().await.unwrap();
     assert_eq!(quota, json!({"type": "limited", "value": 5}));
     assert!(line_spec::validate_schema("MessageQuotaResponse", &quota).is_empty());
-    let used: Value = env.get("/v2/bot/message/quota/consumption").await.json().await.unwrap();
+    let used: Value = env
+        .get("/v2/bot/message/quota/consumption")
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(used, json!({"totalUsage": 5}));
     assert!(line_spec::validate_schema("QuotaConsumptionResponse", &used).is_empty());
 

@@ -44,7 +44,10 @@ async fn over_the_limit_is_429_and_max_rate_stays_under_it() {
     // 30 requests land in one or two clock seconds.
     assert!((5..=10).contains(&ok), "accepted {ok}");
     for (_, body) in &limited {
-        assert_eq!(body["message"], "The API rate limit has been exceeded. Try again later.");
+        assert_eq!(
+            body["message"],
+            "The API rate limit has been exceeded. Try again later."
+        );
     }
     let s = env.fake.stats();
     assert_eq!(s.rate_limited, limited.len() as u64);
@@ -79,7 +82,10 @@ async fn without_enforcement_rates_are_still_tracked() {
 async fn other_endpoints_share_the_other_limit_and_hourly_windows_work() {
     let env = start(Config {
         rate_limits: RateLimits {
-            other: RateLimit { requests: 2, per_secs: 3600 },
+            other: RateLimit {
+                requests: 2,
+                per_secs: 3600,
+            },
             broadcast: RateLimit::per_hour(1),
             ..RateLimits::default()
         },
@@ -90,10 +96,23 @@ async fn other_endpoints_share_the_other_limit_and_hourly_windows_work() {
     assert_eq!(env.get("/v2/bot/message/quota").await.status(), 200);
     assert_eq!(env.get("/v2/bot/message/quota").await.status(), 200);
     assert_eq!(env.get("/v2/bot/message/quota").await.status(), 429);
-    assert_eq!(env.get("/v2/bot/message/quota/consumption").await.status(), 200);
+    assert_eq!(
+        env.get("/v2/bot/message/quota/consumption").await.status(),
+        200
+    );
     let b = serde_json::json!({"messages": text("x")});
-    assert_eq!(env.post("/v2/bot/message/broadcast", &b, None).await.status(), 200);
-    assert_eq!(env.post("/v2/bot/message/broadcast", &b, None).await.status(), 429);
+    assert_eq!(
+        env.post("/v2/bot/message/broadcast", &b, None)
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        env.post("/v2/bot/message/broadcast", &b, None)
+            .await
+            .status(),
+        429
+    );
     // Token issuing is not rate limited.
     for _ in 0..5 {
         issue_token(&env.http, &env.url, "1", "s").await;

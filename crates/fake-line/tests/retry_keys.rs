@@ -14,13 +14,24 @@ async fn repeat_of_an_accepted_key_is_409_and_not_counted() {
     let key = retry_key();
     let first = env.multicast(&users(0..10), "c", Some(&key)).await;
     assert_eq!(first.status(), 200);
-    let first_id = first.headers()["x-line-request-id"].to_str().unwrap().to_string();
+    let first_id = first.headers()["x-line-request-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
 
     for _ in 0..2 {
         let again = env.multicast(&users(0..10), "c", Some(&key)).await;
         assert_eq!(again.status(), 409);
-        assert_eq!(again.headers()["x-line-accepted-request-id"].to_str().unwrap(), first_id);
-        let own_id = again.headers()["x-line-request-id"].to_str().unwrap().to_string();
+        assert_eq!(
+            again.headers()["x-line-accepted-request-id"]
+                .to_str()
+                .unwrap(),
+            first_id
+        );
+        let own_id = again.headers()["x-line-request-id"]
+            .to_str()
+            .unwrap()
+            .to_string();
         assert_ne!(own_id, first_id);
         assert_eq!(
             again.json::<Value>().await.unwrap(),
@@ -61,7 +72,10 @@ async fn concurrent_repeats_of_one_key_deliver_exactly_once() {
             tokio::spawn(async move {
                 let r = env.push(&user(5), "c", Some(&key)).await;
                 let status = r.status().as_u16();
-                let own = r.headers()["x-line-request-id"].to_str().unwrap().to_string();
+                let own = r.headers()["x-line-request-id"]
+                    .to_str()
+                    .unwrap()
+                    .to_string();
                 let accepted = r
                     .headers()
                     .get("x-line-accepted-request-id")
@@ -91,11 +105,21 @@ async fn concurrent_repeats_of_one_key_deliver_exactly_once() {
 #[tokio::test]
 async fn invalid_retry_keys_are_400() {
     let env = start(Config::default()).await;
-    for bad in ["abc", "123e4567e89b12d3a456426614174000", "123e4567-e89b-12d3-a456-42661417400g", ""] {
+    for bad in [
+        "abc",
+        "123e4567e89b12d3a456426614174000",
+        "123e4567-e89b-12d3-a456-42661417400g",
+        "",
+    ] {
         let resp = env.push(&user(1), "c", Some(bad)).await;
         assert_eq!(resp.status(), 400, "{bad:?}");
         let body: Value = resp.json().await.unwrap();
-        assert!(body["message"].as_str().unwrap().contains("X-Line-Retry-Key"));
+        assert!(
+            body["message"]
+                .as_str()
+                .unwrap()
+                .contains("X-Line-Retry-Key")
+        );
     }
     // Upper-case hex is still a UUID.
     let upper = retry_key().to_uppercase();
@@ -118,7 +142,10 @@ async fn invalid_retry_keys_are_400() {
 async fn a_rejected_request_does_not_consume_its_key() {
     let env = start(Config {
         rate_limits: RateLimits {
-            multicast: RateLimit { requests: 3, per_secs: 3600 },
+            multicast: RateLimit {
+                requests: 3,
+                per_secs: 3600,
+            },
             ..RateLimits::default()
         },
         default_quota: Some(5),
@@ -129,17 +156,30 @@ async fn a_rejected_request_does_not_consume_its_key() {
     // Over quota: 429, key not recorded.
     let resp = env.multicast(&users(0..6), "c", Some(&key)).await;
     assert_eq!(resp.status(), 429);
-    assert_eq!(resp.json::<Value>().await.unwrap()["message"], "You have reached your monthly limit.");
+    assert_eq!(
+        resp.json::<Value>().await.unwrap()["message"],
+        "You have reached your monthly limit."
+    );
     env.fake.set_quota(CHANNEL, Some(100));
     // Invalid body: 400, key not recorded either.
     let resp = env
-        .post("/v2/bot/message/multicast", &json!({"to": users(0..6)}), Some(&key))
+        .post(
+            "/v2/bot/message/multicast",
+            &json!({"to": users(0..6)}),
+            Some(&key),
+        )
         .await;
     assert_eq!(resp.status(), 400);
     // Now it is accepted; then the rate limiter (3 per hour) refuses the next request, also unrecorded.
-    assert_eq!(env.multicast(&users(0..6), "c", Some(&key)).await.status(), 200);
+    assert_eq!(
+        env.multicast(&users(0..6), "c", Some(&key)).await.status(),
+        200
+    );
     let key2 = retry_key();
-    assert_eq!(env.multicast(&users(6..7), "c", Some(&key2)).await.status(), 429);
+    assert_eq!(
+        env.multicast(&users(6..7), "c", Some(&key2)).await.status(),
+        429
+    );
     assert_eq!(env.fake.stats().retry_keys, 1);
     env.fake.shutdown().await;
 }
@@ -158,6 +198,9 @@ async fn keys_expire_after_the_ttl() {
     assert_eq!(env.push(&user(1), "c", Some(&key)).await.status(), 200);
     let s = env.fake.stats();
     assert_eq!(s.accepted_requests, 2);
-    assert_eq!(s.duplicates, 1, "a delivery after the key expired is a real duplicate");
+    assert_eq!(
+        s.duplicates, 1,
+        "a delivery after the key expired is a real duplicate"
+    );
     env.fake.shutdown().await;
 }

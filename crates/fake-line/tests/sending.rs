@@ -22,12 +22,21 @@ async fn push_is_accepted_and_recorded() {
         "customAggregationUnits": ["campaign_1"]});
     let resp = env.post("/v2/bot/message/push", &body, Some(&key)).await;
     assert_eq!(resp.status(), 200);
-    let request_id = resp.headers()["x-line-request-id"].to_str().unwrap().to_string();
+    let request_id = resp.headers()["x-line-request-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
     assert!(is_uuid(&request_id));
     let body_out: Value = resp.json().await.unwrap();
     let sent = body_out["sentMessages"].as_array().unwrap();
     assert_eq!(sent.len(), 3, "one id per message");
-    assert!(sent.iter().all(|m| m["id"].as_str().unwrap().chars().all(|c| c.is_ascii_digit())));
+    assert!(sent.iter().all(|m| {
+        m["id"]
+            .as_str()
+            .unwrap()
+            .chars()
+            .all(|c| c.is_ascii_digit())
+    }));
     assert!(sent[0].get("quoteToken").is_some() && sent[2].get("quoteToken").is_none());
 
     let records = env.fake.deliveries();
@@ -58,7 +67,9 @@ async fn multicast_is_accepted_and_recorded() {
     let to = users(0..500);
     let resp = env.multicast(&to, "campaign_2", Some(&retry_key())).await;
     assert_eq!(resp.status(), 200);
-    assert!(is_uuid(resp.headers()["x-line-request-id"].to_str().unwrap()));
+    assert!(is_uuid(
+        resp.headers()["x-line-request-id"].to_str().unwrap()
+    ));
     assert_eq!(resp.json::<Value>().await.unwrap(), json!({}));
     let s = env.fake.stats();
     assert_eq!(s.accepted_requests, 1);
@@ -78,8 +89,18 @@ async fn same_messages_hash_the_same_whatever_the_key_order() {
     let env = start(Config::default()).await;
     let a = json!({"to": [user(1)], "messages": [{"type": "text", "text": "x", "quickReply": {"items": []}}]});
     let b = json!({"messages": [{"quickReply": {"items": []}, "text": "x", "type": "text"}], "to": [user(2)]});
-    assert_eq!(env.post("/v2/bot/message/multicast", &a, None).await.status(), 200);
-    assert_eq!(env.post("/v2/bot/message/multicast", &b, None).await.status(), 200);
+    assert_eq!(
+        env.post("/v2/bot/message/multicast", &a, None)
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        env.post("/v2/bot/message/multicast", &b, None)
+            .await
+            .status(),
+        200
+    );
     let r = env.fake.deliveries();
     assert_eq!(r[0].messages_sha256, r[1].messages_sha256);
     env.fake.shutdown().await;
@@ -94,12 +115,19 @@ async fn narrowcast_answers_202_and_reports_progress() {
     })
     .await;
     let body = json!({"messages": text("sale"), "limit": {"max": 100}});
-    let resp = env.post("/v2/bot/message/narrowcast", &body, Some(&retry_key())).await;
+    let resp = env
+        .post("/v2/bot/message/narrowcast", &body, Some(&retry_key()))
+        .await;
     assert_eq!(resp.status(), 202);
-    let id = resp.headers()["x-line-request-id"].to_str().unwrap().to_string();
+    let id = resp.headers()["x-line-request-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
 
     let p: Value = env
-        .get(&format!("/v2/bot/message/progress/narrowcast?requestId={id}"))
+        .get(&format!(
+            "/v2/bot/message/progress/narrowcast?requestId={id}"
+        ))
         .await
         .json()
         .await
@@ -108,7 +136,9 @@ async fn narrowcast_answers_202_and_reports_progress() {
     assert!(p["acceptedTime"].as_str().unwrap().ends_with('Z'));
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     let p: Value = env
-        .get(&format!("/v2/bot/message/progress/narrowcast?requestId={id}"))
+        .get(&format!(
+            "/v2/bot/message/progress/narrowcast?requestId={id}"
+        ))
         .await
         .json()
         .await
@@ -120,10 +150,17 @@ async fn narrowcast_answers_202_and_reports_progress() {
 
     let unknown = uuid::Uuid::new_v4();
     let resp = env
-        .get(&format!("/v2/bot/message/progress/narrowcast?requestId={unknown}"))
+        .get(&format!(
+            "/v2/bot/message/progress/narrowcast?requestId={unknown}"
+        ))
         .await;
     assert_eq!(resp.status(), 404);
-    assert_eq!(env.get("/v2/bot/message/progress/narrowcast").await.status(), 400);
+    assert_eq!(
+        env.get("/v2/bot/message/progress/narrowcast")
+            .await
+            .status(),
+        400
+    );
     assert_eq!(env.fake.stats().recipients_accepted, 100);
     env.fake.shutdown().await;
 }
@@ -136,7 +173,11 @@ async fn broadcast_bills_every_friend() {
     })
     .await;
     let resp = env
-        .post("/v2/bot/message/broadcast", &json!({"messages": text("all")}), None)
+        .post(
+            "/v2/bot/message/broadcast",
+            &json!({"messages": text("all")}),
+            None,
+        )
         .await;
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.json::<Value>().await.unwrap(), json!({}));
@@ -167,10 +208,17 @@ async fn push_to_a_nonexistent_user_fails_to_send() {
 async fn reply_has_no_valid_tokens_and_unknown_paths_are_404() {
     let env = start(Config::default()).await;
     let resp = env
-        .post("/v2/bot/message/reply", &json!({"replyToken": "x", "messages": text("hi")}), None)
+        .post(
+            "/v2/bot/message/reply",
+            &json!({"replyToken": "x", "messages": text("hi")}),
+            None,
+        )
         .await;
     assert_eq!(resp.status(), 400);
-    assert_eq!(resp.json::<Value>().await.unwrap()["message"], "Invalid reply token");
+    assert_eq!(
+        resp.json::<Value>().await.unwrap()["message"],
+        "Invalid reply token"
+    );
     let resp = env.get("/v2/bot/nothing").await;
     assert_eq!(resp.status(), 404);
     assert!(resp.headers().contains_key("x-line-request-id"));

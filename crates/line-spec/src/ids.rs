@@ -12,5 +12,9 @@ pub fn is_valid_recipient_id(s: &str) -> bool {
 
 fn has_id_shape(s: &str, prefix: u8) -> bool {
     let b = s.as_bytes();
-    b.len() == 33 && b[0] == prefix && b[1..].iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
+    b.len() == 33
+        && b[0] == prefix
+        && b[1..]
+            .iter()
+            .all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
 }

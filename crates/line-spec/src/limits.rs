@@ -9,7 +9,7 @@ use crate::{Violation, dedupe, spec};
 
 /// Limits enforced on top of the spec. Text lengths are counted in UTF-16 code units, as LINE counts them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct Limits {
     /// Messages per request (spec: 1..=5).
     pub max_messages: usize,

@@ -58,7 +58,10 @@ pub fn validate_request(kind: RequestKind, body: &Value, limits: &Limits) -> Vec
             if let Some(to) = body.get("to").and_then(Value::as_str)
                 && !is_valid_recipient_id(to)
             {
-                out.push(Violation::new("to", "must be a valid user, group or room ID"));
+                out.push(Violation::new(
+                    "to",
+                    "must be a valid user, group or room ID",
+                ));
             }
             if let Some(units) = body.get("customAggregationUnits") {
                 let unit_schema = doc
@@ -84,7 +87,10 @@ pub fn validate_request(kind: RequestKind, body: &Value, limits: &Limits) -> Vec
                     if let Some(id) = id.as_str()
                         && !is_valid_user_id(id)
                     {
-                        out.push(Violation::new(format!("to[{i}]"), "must be a valid user ID"));
+                        out.push(Violation::new(
+                            format!("to[{i}]"),
+                            "must be a valid user ID",
+                        ));
                     }
                 }
             }

@@ -99,7 +99,11 @@ impl<'s> Walker<'s> {
         {
             let list: Vec<String> = options
                 .iter()
-                .map(|o| o.as_str().map(str::to_string).unwrap_or_else(|| o.to_string()))
+                .map(|o| {
+                    o.as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| o.to_string())
+                })
                 .collect();
             self.push(format!("must be one of [{}]", list.join(", ")));
         }
@@ -140,12 +144,7 @@ impl<'s> Walker<'s> {
 
     /// Handles a `discriminator`. Returns true when the value was dispatched (or rejected) and the caller must
     /// not validate the base's own keywords again.
-    fn discriminate(
-        &mut self,
-        d: &'s Value,
-        value: &Value,
-        via_subtype: Option<&'s str>,
-    ) -> bool {
+    fn discriminate(&mut self, d: &'s Value, value: &Value, via_subtype: Option<&'s str>) -> bool {
         let Some(obj) = value.as_object() else {
             return false;
         };
@@ -172,7 +171,9 @@ impl<'s> Walker<'s> {
             mapping
                 .map(|m| {
                     m.iter()
-                        .filter(|(_, r)| subtype.is_none_or(|st| r.as_str().map(ref_name) == Some(st)))
+                        .filter(|(_, r)| {
+                            subtype.is_none_or(|st| r.as_str().map(ref_name) == Some(st))
+                        })
                         .map(|(k, _)| k.as_str())
                         .collect()
                 })
@@ -191,7 +192,10 @@ impl<'s> Walker<'s> {
                             let allowed = tags_for(Some(sub));
                             self.push_child(
                                 prop,
-                                format!("must be one of the following values: [{}]", allowed.join(", ")),
+                                format!(
+                                    "must be one of the following values: [{}]",
+                                    allowed.join(", ")
+                                ),
                             );
                         }
                         false
@@ -203,7 +207,10 @@ impl<'s> Walker<'s> {
                                 let allowed = tags_for(None);
                                 self.push_child(
                                     prop,
-                                    format!("must be one of the following values: [{}]", allowed.join(", ")),
+                                    format!(
+                                        "must be one of the following values: [{}]",
+                                        allowed.join(", ")
+                                    ),
                                 );
                             }
                         }
@@ -246,7 +253,8 @@ impl<'s> Walker<'s> {
                 self.push(format!(
                     "Length must be between {} and {}",
                     min.unwrap_or(0),
-                    max.map(|m| m.to_string()).unwrap_or_else(|| "unlimited".into())
+                    max.map(|m| m.to_string())
+                        .unwrap_or_else(|| "unlimited".into())
                 ));
             }
         }
@@ -268,14 +276,22 @@ impl<'s> Walker<'s> {
         if let Some(min) = s.get("minimum").and_then(Value::as_f64) {
             let exclusive = s.get("exclusiveMinimum").and_then(Value::as_bool) == Some(true);
             if n < min || (exclusive && n == min) {
-                let op = if exclusive { "greater than" } else { "greater than or equal to" };
+                let op = if exclusive {
+                    "greater than"
+                } else {
+                    "greater than or equal to"
+                };
                 self.push(format!("must be {op} {min}"));
             }
         }
         if let Some(max) = s.get("maximum").and_then(Value::as_f64) {
             let exclusive = s.get("exclusiveMaximum").and_then(Value::as_bool) == Some(true);
             if n > max || (exclusive && n == max) {
-                let op = if exclusive { "less than" } else { "less than or equal to" };
+                let op = if exclusive {
+                    "less than"
+                } else {
+                    "less than or equal to"
+                };
                 self.push(format!("must be {op} {max}"));
             }
         }

@@ -86,7 +86,10 @@ fn numeric_and_string_bounds() {
     assert_eq!(got, vec!["count", "id", "note", "ratio"], "{v:?}");
     let v = run(json!({"id": "t_1", "count": 2.5}));
     assert_eq!(props(&v), vec!["count"]);
-    assert!(run(json!({"id": "t_1", "count": 2.0})).is_empty(), "2.0 is an integer");
+    assert!(
+        run(json!({"id": "t_1", "count": 2.0})).is_empty(),
+        "2.0 is an integer"
+    );
 }
 
 #[test]

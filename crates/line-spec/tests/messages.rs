@@ -62,26 +62,39 @@ fn reference_examples_are_valid() {
     assert_valid(json!({"type": "text", "text": "$ LINE emoji $", "emojis": [
         {"index": 0, "productId": "5ac1bfd5040ab15980c9b435", "emojiId": "001"},
         {"index": 13, "productId": "5ac1bfd5040ab15980c9b435", "emojiId": "002"}]}));
-    assert_valid(json!({"type": "textV2", "text": "Welcome, {user1}! {laugh}", "substitution": {
+    assert_valid(
+        json!({"type": "textV2", "text": "Welcome, {user1}! {laugh}", "substitution": {
         "user1": {"type": "mention", "mentionee": {"type": "user", "userId": "U49585cd0d5cb3b1fdbd1c3c9a3b9e1a9"}},
-        "laugh": {"type": "emoji", "productId": "5a8555cfe6256cc92ea23c1a", "emojiId": "002"}}}));
+        "laugh": {"type": "emoji", "productId": "5a8555cfe6256cc92ea23c1a", "emojiId": "002"}}}),
+    );
     assert_valid(json!({"type": "sticker", "packageId": "446", "stickerId": "1988"}));
-    assert_valid(json!({"type": "image", "originalContentUrl": "https://example.com/original.jpg",
-                        "previewImageUrl": "https://example.com/preview.jpg"}));
-    assert_valid(json!({"type": "video", "originalContentUrl": "https://example.com/original.mp4",
-                        "previewImageUrl": "https://example.com/preview.jpg", "trackingId": "track-id"}));
-    assert_valid(json!({"type": "audio", "originalContentUrl": "https://example.com/original.m4a", "duration": 60000}));
-    assert_valid(json!({"type": "location", "title": "my location", "address": "1-3 Kioicho, Chiyoda-ku, Tokyo",
-                        "latitude": 35.67966, "longitude": 139.73669}));
-    assert_valid(json!({"type": "imagemap", "baseUrl": "https://example.com/bot/images/rm001",
+    assert_valid(
+        json!({"type": "image", "originalContentUrl": "https://example.com/original.jpg",
+                        "previewImageUrl": "https://example.com/preview.jpg"}),
+    );
+    assert_valid(
+        json!({"type": "video", "originalContentUrl": "https://example.com/original.mp4",
+                        "previewImageUrl": "https://example.com/preview.jpg", "trackingId": "track-id"}),
+    );
+    assert_valid(
+        json!({"type": "audio", "originalContentUrl": "https://example.com/original.m4a", "duration": 60000}),
+    );
+    assert_valid(
+        json!({"type": "location", "title": "my location", "address": "1-3 Kioicho, Chiyoda-ku, Tokyo",
+                        "latitude": 35.67966, "longitude": 139.73669}),
+    );
+    assert_valid(
+        json!({"type": "imagemap", "baseUrl": "https://example.com/bot/images/rm001",
         "altText": "This is an imagemap", "baseSize": {"width": 1040, "height": 1040},
         "video": {"originalContentUrl": "https://example.com/video.mp4", "previewImageUrl": "https://example.com/video_preview.jpg",
                   "area": {"x": 0, "y": 0, "width": 1040, "height": 585},
                   "externalLink": {"linkUri": "https://example.com/see_more.html", "label": "See More"}},
         "actions": [
             {"type": "uri", "linkUri": "https://example.com/", "area": {"x": 0, "y": 586, "width": 520, "height": 454}},
-            {"type": "message", "text": "Hello", "area": {"x": 520, "y": 586, "width": 520, "height": 454}}]}));
-    assert_valid(json!({"type": "template", "altText": "This is a buttons template", "template": {
+            {"type": "message", "text": "Hello", "area": {"x": 520, "y": 586, "width": 520, "height": 454}}]}),
+    );
+    assert_valid(
+        json!({"type": "template", "altText": "This is a buttons template", "template": {
         "type": "buttons", "thumbnailImageUrl": "https://example.com/bot/images/image.jpg",
         "imageAspectRatio": "rectangle", "imageSize": "cover", "imageBackgroundColor": "#FFFFFF",
         "title": "Menu", "text": "Please select",
@@ -89,33 +102,44 @@ fn reference_examples_are_valid() {
         "actions": [
             {"type": "postback", "label": "Buy", "data": "action=buy&itemid=123"},
             {"type": "postback", "label": "Add to cart", "data": "action=add&itemid=123"},
-            {"type": "uri", "label": "View detail", "uri": "http://example.com/page/123"}]}}));
-    assert_valid(json!({"type": "template", "altText": "this is a confirm template", "template": {
+            {"type": "uri", "label": "View detail", "uri": "http://example.com/page/123"}]}}),
+    );
+    assert_valid(
+        json!({"type": "template", "altText": "this is a confirm template", "template": {
         "type": "confirm", "text": "Are you sure?", "actions": [
             {"type": "message", "label": "Yes", "text": "yes"},
-            {"type": "message", "label": "No", "text": "no"}]}}));
-    assert_valid(json!({"type": "template", "altText": "this is a carousel template", "template": {
+            {"type": "message", "label": "No", "text": "no"}]}}),
+    );
+    assert_valid(
+        json!({"type": "template", "altText": "this is a carousel template", "template": {
         "type": "carousel", "columns": [{
             "thumbnailImageUrl": "https://example.com/bot/images/item1.jpg", "title": "this is menu",
             "text": "description", "actions": [
                 {"type": "datetimepicker", "label": "Select date", "data": "storeId=12345", "mode": "datetime",
                  "initial": "2017-12-25t00:00", "max": "2018-01-24t23:59", "min": "2017-12-25t00:00"}]}],
-        "imageAspectRatio": "rectangle", "imageSize": "cover"}}));
-    assert_valid(json!({"type": "template", "altText": "this is an image carousel template", "template": {
+        "imageAspectRatio": "rectangle", "imageSize": "cover"}}),
+    );
+    assert_valid(
+        json!({"type": "template", "altText": "this is an image carousel template", "template": {
         "type": "image_carousel", "columns": [
             {"imageUrl": "https://example.com/bot/images/item1.jpg",
-             "action": {"type": "postback", "label": "Buy", "data": "action=buy&itemid=111"}}]}}));
-    assert_valid(json!({"type": "flex", "altText": "this is a flex message", "contents": flex_bubble()}));
+             "action": {"type": "postback", "label": "Buy", "data": "action=buy&itemid=111"}}]}}),
+    );
+    assert_valid(
+        json!({"type": "flex", "altText": "this is a flex message", "contents": flex_bubble()}),
+    );
     assert_valid(json!({"type": "flex", "altText": "carousel", "contents": {
         "type": "carousel", "contents": [flex_bubble(), {"type": "bubble", "size": "micro"}]}}));
-    assert_valid(json!({"type": "text", "text": "Select your favorite food category or send me your location!",
+    assert_valid(
+        json!({"type": "text", "text": "Select your favorite food category or send me your location!",
         "quickReply": {"items": [
             {"type": "action", "imageUrl": "https://example.com/sushi.png",
              "action": {"type": "message", "label": "Sushi", "text": "Sushi"}},
             {"type": "action", "action": {"type": "location", "label": "Send location"}},
             {"type": "action", "action": {"type": "camera", "label": "Camera"}},
             {"type": "action", "action": {"type": "clipboard", "label": "Copy", "clipboardText": "3B48740B"}}]},
-        "sender": {"name": "Cony", "iconUrl": "https://line.me/conyprof"}}));
+        "sender": {"name": "Cony", "iconUrl": "https://line.me/conyprof"}}),
+    );
     assert_valid(json!({"type": "coupon", "couponId": "01JYNW8JMQVFBNZB3GZBEBT2VH"}));
 }
 
@@ -123,14 +147,22 @@ fn reference_examples_are_valid() {
 fn five_messages_pass_six_and_zero_fail() {
     let text = json!({"type": "text", "text": "hi"});
     assert!(check(json!([text, text, text, text, text])).is_empty());
-    assert_single(json!([text, text, text, text, text, text]), "messages", "between 1 and 5");
+    assert_single(
+        json!([text, text, text, text, text, text]),
+        "messages",
+        "between 1 and 5",
+    );
     assert_single(json!([]), "messages", "between 1 and 5");
     assert_single(json!({"type": "text"}), "messages", "array");
 }
 
 #[test]
 fn missing_required_fields_are_reported_per_message() {
-    assert_single(json!([{"type": "text"}]), "messages[0].text", "must be specified");
+    assert_single(
+        json!([{"type": "text"}]),
+        "messages[0].text",
+        "must be specified",
+    );
     assert_single(
         json!([{"type": "text", "text": "ok"}, {"type": "sticker", "packageId": "446"}]),
         "messages[1].stickerId",
@@ -139,7 +171,10 @@ fn missing_required_fields_are_reported_per_message() {
     let v = check(json!([{"type": "image"}]));
     assert_eq!(
         props(&v),
-        vec!["messages[0].originalContentUrl", "messages[0].previewImageUrl"]
+        vec![
+            "messages[0].originalContentUrl",
+            "messages[0].previewImageUrl"
+        ]
     );
     assert_single(
         json!([{"type": "template", "altText": "x", "template": {"type": "buttons", "text": "t"}}]),
@@ -156,7 +191,11 @@ fn missing_required_fields_are_reported_per_message() {
 
 #[test]
 fn wrong_types_fail() {
-    assert_single(json!([{"type": "text", "text": 42}]), "messages[0].text", "string");
+    assert_single(
+        json!([{"type": "text", "text": 42}]),
+        "messages[0].text",
+        "string",
+    );
     assert_single(
         json!([{"type": "audio", "originalContentUrl": "https://e.com/a.m4a", "duration": "60s"}]),
         "messages[0].duration",
@@ -182,9 +221,21 @@ fn wrong_types_fail() {
 
 #[test]
 fn unknown_or_missing_type_fails() {
-    assert_single(json!([{"type": "fax", "text": "x"}]), "messages[0].type", "must be one of the following values");
-    assert!(check(json!([{"type": "fax"}]))[0].message.contains("textV2"));
-    assert_single(json!([{"text": "x"}]), "messages[0].type", "must be specified");
+    assert_single(
+        json!([{"type": "fax", "text": "x"}]),
+        "messages[0].type",
+        "must be one of the following values",
+    );
+    assert!(
+        check(json!([{"type": "fax"}]))[0]
+            .message
+            .contains("textV2")
+    );
+    assert_single(
+        json!([{"text": "x"}]),
+        "messages[0].type",
+        "must be specified",
+    );
     assert_single(json!([{"type": 3}]), "messages[0].type", "string");
     // Nested polymorphic objects: template types, action types, flex component types.
     assert_single(
@@ -256,10 +307,20 @@ fn text_length_counts_utf16_units() {
     assert_eq!(line_spec::utf16_len(emoji), 2);
     assert!(check(json!([{"type": "text", "text": emoji.repeat(max / 2)}])).is_empty());
     let too_long = emoji.repeat(max / 2 + 1);
-    assert!(too_long.chars().count() < max, "fewer chars than the limit, more UTF-16 units");
-    assert_single(json!([{"type": "text", "text": too_long}]), "messages[0].text", "5000");
+    assert!(
+        too_long.chars().count() < max,
+        "fewer chars than the limit, more UTF-16 units"
+    );
+    assert_single(
+        json!([{"type": "text", "text": too_long}]),
+        "messages[0].text",
+        "5000",
+    );
     // textV2 too; and a configured limit applies.
-    let small = Limits { max_text_utf16: 10, ..Limits::default() };
+    let small = Limits {
+        max_text_utf16: 10,
+        ..Limits::default()
+    };
     let v = validate_messages(&json!([{"type": "textV2", "text": "12345678901"}]), &small);
     assert_eq!(props(&v), vec!["messages[0].text"]);
 }
@@ -273,7 +334,9 @@ fn alt_text_and_quick_reply_limits() {
     );
     let item = json!({"type": "action", "action": {"type": "message", "label": "a", "text": "a"}});
     let items: Vec<Value> = (0..13).map(|_| item.clone()).collect();
-    assert!(check(json!([{"type": "text", "text": "q", "quickReply": {"items": items}}])).is_empty());
+    assert!(
+        check(json!([{"type": "text", "text": "q", "quickReply": {"items": items}}])).is_empty()
+    );
     let items: Vec<Value> = (0..14).map(|_| item.clone()).collect();
     assert_single(
         json!([{"type": "text", "text": "q", "quickReply": {"items": items}}]),
@@ -319,15 +382,26 @@ fn several_violations_are_all_reported() {
     ]));
     assert_eq!(
         props(&v),
-        vec!["messages[0].text", "messages[1].packageId", "messages[2].type"]
+        vec![
+            "messages[0].text",
+            "messages[1].packageId",
+            "messages[2].type"
+        ]
     );
 }
 
 #[test]
 fn message_types_come_from_the_spec() {
     let types = messaging_api().discriminator_values("Message");
-    for t in ["text", "textV2", "sticker", "image", "video", "audio", "location", "imagemap", "template", "flex", "coupon"] {
+    for t in [
+        "text", "textV2", "sticker", "image", "video", "audio", "location", "imagemap", "template",
+        "flex", "coupon",
+    ] {
         assert!(types.contains(&t), "{t} missing from {types:?}");
     }
-    assert!(messaging_api().discriminator_values("Action").contains(&"postback"));
+    assert!(
+        messaging_api()
+            .discriminator_values("Action")
+            .contains(&"postback")
+    );
 }

@@ -20,10 +20,22 @@ fn user(i: usize) -> String {
 #[test]
 fn user_ids() {
     assert!(is_valid_user_id(USER));
-    assert!(!is_valid_user_id("U8189CF6745FC0D808977BDB0B9F22995"), "uppercase hex");
-    assert!(!is_valid_user_id("U8189cf6745fc0d808977bdb0b9f2299"), "31 digits");
-    assert!(!is_valid_user_id("U8189cf6745fc0d808977bdb0b9f229955"), "33 digits");
-    assert!(!is_valid_user_id("C8189cf6745fc0d808977bdb0b9f22995"), "group");
+    assert!(
+        !is_valid_user_id("U8189CF6745FC0D808977BDB0B9F22995"),
+        "uppercase hex"
+    );
+    assert!(
+        !is_valid_user_id("U8189cf6745fc0d808977bdb0b9f2299"),
+        "31 digits"
+    );
+    assert!(
+        !is_valid_user_id("U8189cf6745fc0d808977bdb0b9f229955"),
+        "33 digits"
+    );
+    assert!(
+        !is_valid_user_id("C8189cf6745fc0d808977bdb0b9f22995"),
+        "group"
+    );
     assert!(!is_valid_user_id("U8189cf6745fc0d808977bdb0b9f2299g"));
     assert!(!is_valid_user_id(""));
     assert!(is_valid_recipient_id("C8189cf6745fc0d808977bdb0b9f22995"));
@@ -38,11 +50,19 @@ fn push_request() {
     assert!(validate_schema("PushMessageRequest", &ok).is_empty());
     assert!(validate_request(RequestKind::Push, &ok, &Limits::default()).is_empty());
 
-    let v = validate_request(RequestKind::Push, &json!({"messages": [{"type": "text", "text": "x"}]}), &Limits::default());
+    let v = validate_request(
+        RequestKind::Push,
+        &json!({"messages": [{"type": "text", "text": "x"}]}),
+        &Limits::default(),
+    );
     assert_eq!(props(&v), vec!["to"]);
     assert_eq!(v[0].message, "must be specified");
 
-    let v = validate_request(RequestKind::Push, &json!({"to": "bob", "messages": [{"type": "text", "text": "x"}]}), &Limits::default());
+    let v = validate_request(
+        RequestKind::Push,
+        &json!({"to": "bob", "messages": [{"type": "text", "text": "x"}]}),
+        &Limits::default(),
+    );
     assert_eq!(props(&v), vec!["to"]);
 
     let v = validate_request(
@@ -73,11 +93,19 @@ fn multicast_request() {
     assert!(validate_request(RequestKind::Multicast, &ok, &Limits::default()).is_empty());
 
     let to: Vec<String> = (0..501).map(user).collect();
-    let v = validate_request(RequestKind::Multicast, &json!({"to": to, "messages": [{"type": "text", "text": "x"}]}), &Limits::default());
+    let v = validate_request(
+        RequestKind::Multicast,
+        &json!({"to": to, "messages": [{"type": "text", "text": "x"}]}),
+        &Limits::default(),
+    );
     assert_eq!(props(&v), vec!["to"]);
     assert_eq!(v[0].message, "Size must be between 1 and 500");
 
-    let v = validate_request(RequestKind::Multicast, &json!({"to": [], "messages": [{"type": "text", "text": "x"}]}), &Limits::default());
+    let v = validate_request(
+        RequestKind::Multicast,
+        &json!({"to": [], "messages": [{"type": "text", "text": "x"}]}),
+        &Limits::default(),
+    );
     assert_eq!(props(&v), vec!["to"]);
 
     let v = validate_request(
@@ -98,10 +126,17 @@ fn multicast_request() {
         &json!({"to": [USER], "messages": [{"type": "text", "text": "x"}], "customAggregationUnits": ["x".repeat(31)]}),
         &Limits::default(),
     );
-    assert_eq!(props(&v), vec!["customAggregationUnits[0]", "customAggregationUnits[0]"], "{v:?}");
+    assert_eq!(
+        props(&v),
+        vec!["customAggregationUnits[0]", "customAggregationUnits[0]"],
+        "{v:?}"
+    );
 
     // A configured lower recipient limit is applied on top of the spec.
-    let small = Limits { max_multicast_to: 2, ..Limits::default() };
+    let small = Limits {
+        max_multicast_to: 2,
+        ..Limits::default()
+    };
     let v = validate_request(
         RequestKind::Multicast,
         &json!({"to": [user(1), user(2), user(3)], "messages": [{"type": "text", "text": "x"}]}),
@@ -110,9 +145,17 @@ fn multicast_request() {
     assert_eq!(props(&v), vec!["to"]);
 
     // Message problems inside a request, and missing messages.
-    let v = validate_request(RequestKind::Multicast, &json!({"to": [USER], "messages": [{"type": "text"}]}), &Limits::default());
+    let v = validate_request(
+        RequestKind::Multicast,
+        &json!({"to": [USER], "messages": [{"type": "text"}]}),
+        &Limits::default(),
+    );
     assert_eq!(props(&v), vec!["messages[0].text"]);
-    let v = validate_request(RequestKind::Multicast, &json!({"to": [USER]}), &Limits::default());
+    let v = validate_request(
+        RequestKind::Multicast,
+        &json!({"to": [USER]}),
+        &Limits::default(),
+    );
     assert_eq!(props(&v), vec!["messages"]);
 }
 
@@ -146,12 +189,27 @@ fn narrowcast_and_broadcast_requests() {
     got.sort();
     assert_eq!(
         got,
-        vec!["filter.demographic.or[0].and[1].gte", "limit.max", "recipient.and[0].type"],
+        vec![
+            "filter.demographic.or[0].and[1].gte",
+            "limit.max",
+            "recipient.and[0].type"
+        ],
         "{v:?}"
     );
 
-    assert!(validate_request(RequestKind::Broadcast, &json!({"messages": [{"type": "sticker", "packageId": "446", "stickerId": "1988"}]}), &Limits::default()).is_empty());
-    let v = validate_request(RequestKind::Broadcast, &json!({"messages": []}), &Limits::default());
+    assert!(
+        validate_request(
+            RequestKind::Broadcast,
+            &json!({"messages": [{"type": "sticker", "packageId": "446", "stickerId": "1988"}]}),
+            &Limits::default()
+        )
+        .is_empty()
+    );
+    let v = validate_request(
+        RequestKind::Broadcast,
+        &json!({"messages": []}),
+        &Limits::default(),
+    );
     assert_eq!(props(&v), vec!["messages"]);
 }
 
@@ -159,8 +217,14 @@ fn narrowcast_and_broadcast_requests() {
 fn validate_endpoint_request() {
     let ok = json!({"messages": [{"type": "text", "text": "Hello"}]});
     assert!(validate_request(RequestKind::Validate, &ok, &Limits::default()).is_empty());
-    let six: Vec<Value> = (0..6).map(|_| json!({"type": "text", "text": "x"})).collect();
-    let v = validate_request(RequestKind::Validate, &json!({"messages": six}), &Limits::default());
+    let six: Vec<Value> = (0..6)
+        .map(|_| json!({"type": "text", "text": "x"}))
+        .collect();
+    let v = validate_request(
+        RequestKind::Validate,
+        &json!({"messages": six}),
+        &Limits::default(),
+    );
     assert_eq!(props(&v), vec!["messages"]);
 }
 
@@ -173,8 +237,20 @@ fn unknown_schema_name_is_a_violation() {
 
 #[test]
 fn response_schemas_validate_too() {
-    assert!(validate_schema("PushMessageResponse", &json!({"sentMessages": [{"id": "461230966842064897", "quoteToken": "IStG5h1Tz7b..."}]})).is_empty());
-    assert!(validate_schema("MessageQuotaResponse", &json!({"type": "limited", "value": 1000})).is_empty());
+    assert!(
+        validate_schema(
+            "PushMessageResponse",
+            &json!({"sentMessages": [{"id": "461230966842064897", "quoteToken": "IStG5h1Tz7b..."}]})
+        )
+        .is_empty()
+    );
+    assert!(
+        validate_schema(
+            "MessageQuotaResponse",
+            &json!({"type": "limited", "value": 1000})
+        )
+        .is_empty()
+    );
     let v = validate_schema("MessageQuotaResponse", &json!({"type": "unlimited"}));
     assert_eq!(props(&v), vec!["type"]);
     let v = validate_schema("ErrorResponse", &json!({"details": []}));
@@ -185,7 +261,10 @@ fn response_schemas_validate_too() {
 fn channel_access_token_spec_is_embedded() {
     let doc = line_spec::channel_access_token();
     let ok = json!({"grant_type": "client_credentials", "client_id": "1234", "client_secret": "s"});
-    assert!(line_spec::validate_schema_in(doc, "IssueStatelessChannelTokenByClientSecretRequest", &ok).is_empty());
+    assert!(
+        line_spec::validate_schema_in(doc, "IssueStatelessChannelTokenByClientSecretRequest", &ok)
+            .is_empty()
+    );
     let v = line_spec::validate_schema_in(
         doc,
         "IssueStatelessChannelTokenByClientSecretRequest",

@@ -2,7 +2,9 @@
 //! the per-batch and per-round state the pipeline keeps there (dedupe records, fan-out checkpoints, parked
 //! batches of paused campaigns).
 
-use crate::domain::{Batch, Campaign, CampaignId, ChannelId, ContentId, Messages, ParseError, SegmentId};
+use crate::domain::{
+    Batch, Campaign, CampaignId, ChannelId, ContentId, Messages, ParseError, SegmentId,
+};
 use crate::gcp::datastore::{Datastore, Doc, Indexed};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -36,10 +38,16 @@ impl Segment {
             return Err(ParseError::new("sql", "the segment SQL is empty"));
         }
         if !(lower.starts_with("select") || lower.starts_with("with")) {
-            return Err(ParseError::new("sql", "a segment is one SELECT statement (it may start with WITH)"));
+            return Err(ParseError::new(
+                "sql",
+                "a segment is one SELECT statement (it may start with WITH)",
+            ));
         }
         if trimmed.contains(';') {
-            return Err(ParseError::new("sql", "a segment is one statement: remove the ';' inside it"));
+            return Err(ParseError::new(
+                "sql",
+                "a segment is one statement: remove the ';' inside it",
+            ));
         }
         Ok(trimmed.to_owned())
     }
@@ -120,7 +128,10 @@ impl Doc for ParkedBatch {
         self.batch.id.to_string()
     }
     fn indexed(&self) -> Vec<(&'static str, Indexed)> {
-        vec![("campaign_id", Indexed::Str(self.batch.campaign_id.to_string()))]
+        vec![(
+            "campaign_id",
+            Indexed::Str(self.batch.campaign_id.to_string()),
+        )]
     }
 }
 
@@ -152,8 +163,12 @@ impl Doc for FanoutCheckpoint {
 
 /// Sums the dedupe records of a campaign: live progress by recipients settled (not batches published).
 pub async fn progress(ds: &Datastore, campaign: &CampaignId) -> anyhow::Result<(u64, u64, u64)> {
-    let done: Vec<BatchDone> = ds.query_eq("campaign_id", Indexed::Str(campaign.to_string())).await?;
-    Ok(done.iter().fold((0, 0, 0), |(d, f, r), b| (d + b.delivered, f + b.failed, r + b.retryable)))
+    let done: Vec<BatchDone> = ds
+        .query_eq("campaign_id", Indexed::Str(campaign.to_string()))
+        .await?;
+    Ok(done.iter().fold((0, 0, 0), |(d, f, r), b| {
+        (d + b.delivered, f + b.failed, r + b.retryable)
+    }))
 }
 
 #[cfg(test)]
@@ -164,7 +179,12 @@ mod tests {
     fn segment_sql_must_be_one_select() {
         assert!(Segment::parse_sql("SELECT user_id FROM t;").is_ok());
         assert!(Segment::parse_sql("WITH a AS (SELECT 1) SELECT * FROM a").is_ok());
-        for bad in ["", "DELETE FROM t", "SELECT 1; DROP TABLE t", "EXPORT DATA OPTIONS() AS SELECT 1"] {
+        for bad in [
+            "",
+            "DELETE FROM t",
+            "SELECT 1; DROP TABLE t",
+            "EXPORT DATA OPTIONS() AS SELECT 1",
+        ] {
             assert!(Segment::parse_sql(bad).is_err(), "{bad:?} accepted");
         }
     }

@@ -68,21 +68,33 @@ pub struct DeliverySettings {
 }
 
 fn get(vars: &HashMap<String, String>, key: &str) -> Option<String> {
-    vars.get(key).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+    vars.get(key)
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
 }
 
-fn parse_num<T: std::str::FromStr>(vars: &HashMap<String, String>, key: &str, default: T) -> anyhow::Result<T>
+fn parse_num<T: std::str::FromStr>(
+    vars: &HashMap<String, String>,
+    key: &str,
+    default: T,
+) -> anyhow::Result<T>
 where
     T::Err: std::fmt::Display,
 {
     match get(vars, key) {
         None => Ok(default),
-        Some(v) => v.parse().map_err(|e| anyhow::anyhow!("{key}={v:?} is not a valid number: {e}")),
+        Some(v) => v
+            .parse()
+            .map_err(|e| anyhow::anyhow!("{key}={v:?} is not a valid number: {e}")),
     }
 }
 
 fn with_scheme(v: String) -> String {
-    if v.starts_with("http://") || v.starts_with("https://") { v } else { format!("http://{v}") }
+    if v.starts_with("http://") || v.starts_with("https://") {
+        v
+    } else {
+        format!("http://{v}")
+    }
 }
 
 impl Settings {
@@ -109,8 +121,10 @@ impl Settings {
         if multicast_batch == 0 || push_batch == 0 {
             bail!("SEGCAST_MULTICAST_BATCH and SEGCAST_PUSH_BATCH must be at least 1");
         }
-        let ack_deadline = Duration::from_secs(parse_num(&vars, "SEGCAST_ACK_DEADLINE_SECONDS", 60u64)?);
-        let push_budget = Duration::from_secs(parse_num(&vars, "SEGCAST_PUSH_BUDGET_SECONDS", 30u64)?);
+        let ack_deadline =
+            Duration::from_secs(parse_num(&vars, "SEGCAST_ACK_DEADLINE_SECONDS", 60u64)?);
+        let push_budget =
+            Duration::from_secs(parse_num(&vars, "SEGCAST_PUSH_BUDGET_SECONDS", 30u64)?);
         if push_budget >= ack_deadline {
             bail!("SEGCAST_PUSH_BUDGET_SECONDS must be below SEGCAST_ACK_DEADLINE_SECONDS");
         }
@@ -119,15 +133,23 @@ impl Settings {
             endpoints,
             namespace: get(&vars, "SEGCAST_NAMESPACE").unwrap_or_default(),
             dataset: get(&vars, "SEGCAST_DATASET").unwrap_or_else(|| "segcast".into()),
-            bucket: get(&vars, "SEGCAST_BUCKET").context("SEGCAST_BUCKET is not set: the export bucket")?,
+            bucket: get(&vars, "SEGCAST_BUCKET")
+                .context("SEGCAST_BUCKET is not set: the export bucket")?,
             delivery_topics,
-            topic_prefix: get(&vars, "SEGCAST_TOPIC_PREFIX").unwrap_or_else(|| "segcast-delivery".into()),
-            log_topic: get(&vars, "SEGCAST_LOG_TOPIC").unwrap_or_else(|| "segcast-delivery-log".into()),
+            topic_prefix: get(&vars, "SEGCAST_TOPIC_PREFIX")
+                .unwrap_or_else(|| "segcast-delivery".into()),
+            log_topic: get(&vars, "SEGCAST_LOG_TOPIC")
+                .unwrap_or_else(|| "segcast-delivery-log".into()),
             line: LineSettings {
-                base_url: get(&vars, "LINE_API_BASE_URL").unwrap_or_else(|| "https://api.line.me".into()),
+                base_url: get(&vars, "LINE_API_BASE_URL")
+                    .unwrap_or_else(|| "https://api.line.me".into()),
                 push_rate: parse_num(&vars, "SEGCAST_LINE_PUSH_RATE", 2000u32)?,
                 multicast_rate: parse_num(&vars, "SEGCAST_LINE_MULTICAST_RATE", 200u32)?,
-                request_timeout: Duration::from_millis(parse_num(&vars, "SEGCAST_LINE_TIMEOUT_MS", 10_000u64)?),
+                request_timeout: Duration::from_millis(parse_num(
+                    &vars,
+                    "SEGCAST_LINE_TIMEOUT_MS",
+                    10_000u64,
+                )?),
             },
             delivery: DeliverySettings {
                 multicast_batch,
@@ -161,7 +183,10 @@ impl Settings {
 
 /// The HTTP port Cloud Run gives in `PORT` (8080 when unset).
 pub fn listen_port() -> u16 {
-    std::env::var("PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(8080)
+    std::env::var("PORT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(8080)
 }
 
 #[cfg(test)]
@@ -171,7 +196,9 @@ mod tests {
     fn vars(extra: &[(&str, &str)]) -> Vec<(String, String)> {
         let mut v = vec![("GOOGLE_CLOUD_PROJECT", "p"), ("SEGCAST_BUCKET", "b")];
         v.extend_from_slice(extra);
-        v.into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect()
+        v.into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect()
     }
 
     #[test]
@@ -182,7 +209,10 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(s.endpoints.pubsub.as_deref(), Some("http://127.0.0.1:8085"));
-        assert_eq!(s.endpoints.storage.as_deref(), Some("http://127.0.0.1:9000"));
+        assert_eq!(
+            s.endpoints.storage.as_deref(),
+            Some("http://127.0.0.1:9000")
+        );
         assert_eq!(s.endpoints.datastore, None);
         assert_eq!(s.delivery_topics, 10);
         assert_eq!(s.delivery_subscription(3), "segcast-delivery-3-push");

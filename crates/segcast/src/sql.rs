@@ -17,21 +17,50 @@ pub struct Sql {
     pub text: &'static str,
 }
 
-pub const DELIVERY_LOGS: Sql = Sql { file: "ddl/delivery_logs.sql", text: sql_file!("ddl/delivery_logs.sql") };
-pub const CLICK_LOGS: Sql = Sql { file: "ddl/click_logs.sql", text: sql_file!("ddl/click_logs.sql") };
-pub const RECIPIENT_OUTCOMES: Sql =
-    Sql { file: "ddl/recipient_outcomes.sql", text: sql_file!("ddl/recipient_outcomes.sql") };
-pub const SNAPSHOT_TARGETS: Sql =
-    Sql { file: "pipeline/snapshot_targets.sql", text: sql_file!("pipeline/snapshot_targets.sql") };
-pub const LOG_INVALID_TARGETS: Sql =
-    Sql { file: "pipeline/log_invalid_targets.sql", text: sql_file!("pipeline/log_invalid_targets.sql") };
-pub const COUNT_TARGETS: Sql = Sql { file: "pipeline/count_targets.sql", text: sql_file!("pipeline/count_targets.sql") };
-pub const EXPORT_ROUND: Sql = Sql { file: "pipeline/export_round.sql", text: sql_file!("pipeline/export_round.sql") };
-pub const ROUND_SETTLED: Sql = Sql { file: "pipeline/round_settled.sql", text: sql_file!("pipeline/round_settled.sql") };
-pub const DIFF_RETRY: Sql = Sql { file: "pipeline/diff_retry.sql", text: sql_file!("pipeline/diff_retry.sql") };
-pub const LOG_REMAINING: Sql = Sql { file: "pipeline/log_remaining.sql", text: sql_file!("pipeline/log_remaining.sql") };
-pub const CAMPAIGN_OUTCOMES: Sql =
-    Sql { file: "stats/campaign_outcomes.sql", text: sql_file!("stats/campaign_outcomes.sql") };
+pub const DELIVERY_LOGS: Sql = Sql {
+    file: "ddl/delivery_logs.sql",
+    text: sql_file!("ddl/delivery_logs.sql"),
+};
+pub const CLICK_LOGS: Sql = Sql {
+    file: "ddl/click_logs.sql",
+    text: sql_file!("ddl/click_logs.sql"),
+};
+pub const RECIPIENT_OUTCOMES: Sql = Sql {
+    file: "ddl/recipient_outcomes.sql",
+    text: sql_file!("ddl/recipient_outcomes.sql"),
+};
+pub const SNAPSHOT_TARGETS: Sql = Sql {
+    file: "pipeline/snapshot_targets.sql",
+    text: sql_file!("pipeline/snapshot_targets.sql"),
+};
+pub const LOG_INVALID_TARGETS: Sql = Sql {
+    file: "pipeline/log_invalid_targets.sql",
+    text: sql_file!("pipeline/log_invalid_targets.sql"),
+};
+pub const COUNT_TARGETS: Sql = Sql {
+    file: "pipeline/count_targets.sql",
+    text: sql_file!("pipeline/count_targets.sql"),
+};
+pub const EXPORT_ROUND: Sql = Sql {
+    file: "pipeline/export_round.sql",
+    text: sql_file!("pipeline/export_round.sql"),
+};
+pub const ROUND_SETTLED: Sql = Sql {
+    file: "pipeline/round_settled.sql",
+    text: sql_file!("pipeline/round_settled.sql"),
+};
+pub const DIFF_RETRY: Sql = Sql {
+    file: "pipeline/diff_retry.sql",
+    text: sql_file!("pipeline/diff_retry.sql"),
+};
+pub const LOG_REMAINING: Sql = Sql {
+    file: "pipeline/log_remaining.sql",
+    text: sql_file!("pipeline/log_remaining.sql"),
+};
+pub const CAMPAIGN_OUTCOMES: Sql = Sql {
+    file: "stats/campaign_outcomes.sql",
+    text: sql_file!("stats/campaign_outcomes.sql"),
+};
 
 /// The DDL that sets up a dataset, in order.
 pub const DDL: &[Sql] = &[DELIVERY_LOGS, CLICK_LOGS, RECIPIENT_OUTCOMES];
@@ -51,8 +80,19 @@ impl Sql {
         for (name, value) in values {
             out = out.replace(&format!("{{{name}}}"), value);
         }
-        for name in ["dataset", "campaign", "round", "bucket", "segment_sql", "round_table"] {
-            assert!(!out.contains(&format!("{{{name}}}")), "{}: placeholder {{{name}}} left unfilled", self.file);
+        for name in [
+            "dataset",
+            "campaign",
+            "round",
+            "bucket",
+            "segment_sql",
+            "round_table",
+        ] {
+            assert!(
+                !out.contains(&format!("{{{name}}}")),
+                "{}: placeholder {{{name}}} left unfilled",
+                self.file
+            );
         }
         out
     }
@@ -64,7 +104,11 @@ mod tests {
 
     #[test]
     fn rendering_fills_placeholders_and_keeps_regex_braces() {
-        let s = SNAPSHOT_TARGETS.render(&[("dataset", "ds"), ("campaign", "c_1"), ("segment_sql", "SELECT 1")]);
+        let s = SNAPSHOT_TARGETS.render(&[
+            ("dataset", "ds"),
+            ("campaign", "c_1"),
+            ("segment_sql", "SELECT 1"),
+        ]);
         assert!(s.contains("`ds.targets_c_1`"));
         assert!(s.contains("{32}"), "regex quantifiers are not placeholders");
         assert!(!s.contains("--"), "comments are dropped");

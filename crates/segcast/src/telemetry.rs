@@ -14,7 +14,10 @@ pub fn init(service: &'static str) {
     let layer = tracing_subscriber::fmt::layer()
         .event_format(CloudLoggingFormat { service })
         .with_writer(std::io::stderr);
-    let _ = tracing_subscriber::registry().with(filter).with(layer).try_init();
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(layer)
+        .try_init();
 }
 
 struct CloudLoggingFormat {
@@ -63,7 +66,12 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
     N: for<'a> FormatFields<'a> + 'static,
 {
-    fn format_event(&self, _ctx: &FmtContext<'_, S, N>, mut writer: Writer<'_>, event: &Event<'_>) -> std::fmt::Result {
+    fn format_event(
+        &self,
+        _ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> std::fmt::Result {
         let meta = event.metadata();
         let mut fields = Fields::default();
         event.record(&mut fields);
@@ -79,7 +87,9 @@ where
         let now = time::OffsetDateTime::now_utc();
         obj.insert(
             "time".into(),
-            now.format(&time::format_description::well_known::Rfc3339).unwrap_or_default().into(),
+            now.format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default()
+                .into(),
         );
         obj.insert("service".into(), self.service.into());
         obj.insert("target".into(), meta.target().into());

@@ -14,6 +14,10 @@ async fn main() -> anyhow::Result<()> {
     let ctx = Ctx::connect(settings).await?;
     let listener = tokio::net::TcpListener::bind(("0.0.0.0", listen_port())).await?;
     tracing::info!(addr = %listener.local_addr()?, "delivery handler listening");
-    apps::serve(listener, apps::delivery::router(DeliveryApp { ctx, line, auth })).await?;
+    apps::serve(
+        listener,
+        apps::delivery::router(DeliveryApp { ctx, line, auth }),
+    )
+    .await?;
     Ok(())
 }

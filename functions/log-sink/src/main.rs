@@ -13,7 +13,9 @@ async fn main() -> anyhow::Result<()> {
     segcast::telemetry::init("log-sink");
     let ctx = Ctx::connect(Settings::from_env()?).await?;
     let stop = CancellationToken::new();
-    let workers: Vec<_> = (0..WORKERS).map(|_| tokio::spawn(log_sink::run(ctx.clone(), stop.clone()))).collect();
+    let workers: Vec<_> = (0..WORKERS)
+        .map(|_| tokio::spawn(log_sink::run(ctx.clone(), stop.clone())))
+        .collect();
     let listener = tokio::net::TcpListener::bind(("0.0.0.0", listen_port())).await?;
     tracing::info!(addr = %listener.local_addr()?, "log sink running");
     let health = axum::Router::new().route("/healthz", axum::routing::get(|| async { "ok" }));

@@ -9,7 +9,9 @@ use tokio_util::sync::CancellationToken;
 
 fn env_secs(key: &str) -> anyhow::Result<Option<Duration>> {
     match std::env::var(key) {
-        Ok(v) => Ok(Some(Duration::from_secs(v.parse().map_err(|e| anyhow::anyhow!("{key}={v:?}: {e}"))?))),
+        Ok(v) => Ok(Some(Duration::from_secs(
+            v.parse().map_err(|e| anyhow::anyhow!("{key}={v:?}: {e}"))?,
+        ))),
         Err(_) => Ok(None),
     }
 }
@@ -20,7 +22,10 @@ async fn main() -> anyhow::Result<()> {
     let settings = Settings::from_env()?;
     let auth = PushAuth::from_settings(&settings.delivery)?;
     let ctx = Ctx::connect(settings).await?;
-    let owner = format!("scheduler-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let owner = format!(
+        "scheduler-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    );
     let mut opts = TickOptions::new(owner);
     if let Some(d) = env_secs("SEGCAST_TICK_BUDGET_SECONDS")? {
         opts.budget = d;
@@ -31,11 +36,20 @@ async fn main() -> anyhow::Result<()> {
     let stop = CancellationToken::new();
     if let Ok(ms) = std::env::var("SEGCAST_SCHEDULER_LOOP_MS") {
         let every = Duration::from_millis(ms.parse()?);
-        tokio::spawn(apps::scheduler::run_loop(ctx.clone(), opts.clone(), every, stop.clone()));
+        tokio::spawn(apps::scheduler::run_loop(
+            ctx.clone(),
+            opts.clone(),
+            every,
+            stop.clone(),
+        ));
     }
     let listener = tokio::net::TcpListener::bind(("0.0.0.0", listen_port())).await?;
     tracing::info!(addr = %listener.local_addr()?, owner = %opts.owner, "scheduler listening");
-    apps::serve(listener, apps::scheduler::router(SchedulerApp { ctx, opts, auth })).await?;
+    apps::serve(
+        listener,
+        apps::scheduler::router(SchedulerApp { ctx, opts, auth }),
+    )
+    .await?;
     stop.cancel();
     Ok(())
 }

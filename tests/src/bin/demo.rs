@@ -16,20 +16,33 @@ use std::time::{Duration, Instant};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let users: u64 = match std::env::var("DEMO_USERS") {
-        Ok(v) => v.parse().map_err(|_| anyhow::anyhow!("DEMO_USERS={v:?} is not a number"))?,
+        Ok(v) => v
+            .parse()
+            .map_err(|_| anyhow::anyhow!("DEMO_USERS={v:?} is not a number"))?,
         Err(_) => 100_000,
     };
-    let external = std::env::var("LINE_API_BASE_URL").ok().filter(|v| !v.is_empty());
+    let external = std::env::var("LINE_API_BASE_URL")
+        .ok()
+        .filter(|v| !v.is_empty());
     let mut opts = EnvOptions::default();
     if let Some(url) = &external {
         opts.line_url = Some(url.clone());
-        opts.channel = Some(std::env::var("LINE_CHANNEL_ID").map_err(|_| anyhow::anyhow!("set LINE_CHANNEL_ID"))?);
-        opts.settings.extend(std::env::vars().filter(|(k, _)| k.starts_with("LINE_CHANNEL")));
+        opts.channel = Some(
+            std::env::var("LINE_CHANNEL_ID").map_err(|_| anyhow::anyhow!("set LINE_CHANNEL_ID"))?,
+        );
+        opts.settings
+            .extend(std::env::vars().filter(|(k, _)| k.starts_with("LINE_CHANNEL")));
     }
-    eprintln!("segcast demo: starting the local stack (first run installs the emulators: about a minute)...");
+    eprintln!(
+        "segcast demo: starting the local stack (first run installs the emulators: about a minute)..."
+    );
     let started = Instant::now();
     let env = TestEnv::start_with(opts).await?;
-    eprintln!("stack ready in {:.1}s; LINE API at {}", started.elapsed().as_secs_f64(), env.line_url);
+    eprintln!(
+        "stack ready in {:.1}s; LINE API at {}",
+        started.elapsed().as_secs_f64(),
+        env.line_url
+    );
 
     let table = env.users_table("demo_users", users).await?;
     let campaign = env
@@ -79,7 +92,11 @@ async fn main() -> anyhow::Result<()> {
     let (delivered, duplicates, requests) = match &env.line {
         Some(fake) => {
             let stats = fake.stats();
-            let unit = stats.units.get(campaign.as_str()).cloned().unwrap_or_default();
+            let unit = stats
+                .units
+                .get(campaign.as_str())
+                .cloned()
+                .unwrap_or_default();
             let requests: u64 = ["push", "multicast"]
                 .iter()
                 .filter_map(|e| stats.requests.get(*e))
@@ -87,7 +104,11 @@ async fn main() -> anyhow::Result<()> {
                 .sum();
             (unit.unique, unit.duplicates + unit.other_messages, requests)
         }
-        None => (final_campaign.counts.delivered, 0, final_campaign.counts.round_batches),
+        None => (
+            final_campaign.counts.delivered,
+            0,
+            final_campaign.counts.round_batches,
+        ),
     };
     let summary = serde_json::json!({
         "campaign": campaign.as_str(),

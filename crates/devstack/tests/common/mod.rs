@@ -39,15 +39,24 @@ pub fn wait_for_stack(name: &str, cli: &mut CliProcess, timeout: Duration) -> Pi
     let dir = stack_dir(name);
     let deadline = Instant::now() + timeout;
     loop {
-        if let (Ok(file), true) = (PidFile::read(&dir.join("pids.json")), dir.join("env").is_file())
-            && same_process_alive(file.owner_pid, file.owner_start_time)
+        if let (Ok(file), true) = (
+            PidFile::read(&dir.join("pids.json")),
+            dir.join("env").is_file(),
+        ) && same_process_alive(file.owner_pid, file.owner_start_time)
         {
             return file;
         }
         if let Ok(Some(status)) = cli.child.try_wait() {
-            panic!("segcast-stack exited with {status} before the stack was up:\n{}", cli.output());
+            panic!(
+                "segcast-stack exited with {status} before the stack was up:\n{}",
+                cli.output()
+            );
         }
-        assert!(Instant::now() < deadline, "stack {name} not up within {timeout:?}:\n{}", cli.output());
+        assert!(
+            Instant::now() < deadline,
+            "stack {name} not up within {timeout:?}:\n{}",
+            cli.output()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -60,7 +69,8 @@ pub struct CliProcess {
 
 impl CliProcess {
     pub fn spawn(args: &[&str], log_tag: &str) -> Self {
-        let log = std::env::temp_dir().join(format!("devstack-{log_tag}-{}.log", std::process::id()));
+        let log =
+            std::env::temp_dir().join(format!("devstack-{log_tag}-{}.log", std::process::id()));
         let file = std::fs::File::create(&log).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_segcast-stack"))
             .args(args)
@@ -106,7 +116,11 @@ impl Drop for CliProcess {
 
 /// Runs `segcast-stack ARGS` to completion.
 pub fn run_cli(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_segcast-stack")).args(args).stdin(Stdio::null()).output().expect("run segcast-stack")
+    Command::new(env!("CARGO_BIN_EXE_segcast-stack"))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run segcast-stack")
 }
 
 pub fn remove_stack_dir(name: &str) {

@@ -78,7 +78,9 @@ impl Env {
         if let Some(k) = key {
             req = req.header("X-Line-Retry-Key", k);
         }
-        req.send().await.expect("request succeeds at the HTTP level")
+        req.send()
+            .await
+            .expect("request succeeds at the HTTP level")
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
@@ -95,7 +97,12 @@ impl Env {
         self.post("/v2/bot/message/push", &body, key).await
     }
 
-    pub async fn multicast(&self, to: &[String], unit: &str, key: Option<&str>) -> reqwest::Response {
+    pub async fn multicast(
+        &self,
+        to: &[String],
+        unit: &str,
+        key: Option<&str>,
+    ) -> reqwest::Response {
         let body = json!({"to": to, "messages": text("hello"), "customAggregationUnits": [unit]});
         self.post("/v2/bot/message/multicast", &body, key).await
     }

@@ -50,26 +50,44 @@ pub fn router(app: DeliveryApp) -> Router {
 }
 
 fn decode(body: &[u8]) -> Result<(Batch, String), String> {
-    let env: Envelope = serde_json::from_slice(body).map_err(|e| format!("not a Pub/Sub push envelope: {e}"))?;
+    let env: Envelope =
+        serde_json::from_slice(body).map_err(|e| format!("not a Pub/Sub push envelope: {e}"))?;
     let data = base64::engine::general_purpose::STANDARD
         .decode(env.message.data.as_bytes())
         .map_err(|e| format!("message data is not base64: {e}"))?;
-    let batch: Batch = serde_json::from_slice(&data).map_err(|e| format!("message is not a batch: {e}"))?;
+    let batch: Batch =
+        serde_json::from_slice(&data).map_err(|e| format!("message is not a batch: {e}"))?;
     if batch.recipients.is_empty() {
         return Err("batch has no recipients".into());
     }
     Ok((batch, env.message.message_id))
 }
 
-async fn delivery(State(app): State<DeliveryApp>, headers: HeaderMap, uri: Uri, body: Bytes) -> StatusCode {
+async fn delivery(
+    State(app): State<DeliveryApp>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+) -> StatusCode {
     handle(app, headers, uri, body, false).await
 }
 
-async fn dead_letter(State(app): State<DeliveryApp>, headers: HeaderMap, uri: Uri, body: Bytes) -> StatusCode {
+async fn dead_letter(
+    State(app): State<DeliveryApp>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+) -> StatusCode {
     handle(app, headers, uri, body, true).await
 }
 
-async fn handle(app: DeliveryApp, headers: HeaderMap, uri: Uri, body: Bytes, dead_lettered: bool) -> StatusCode {
+async fn handle(
+    app: DeliveryApp,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+    dead_lettered: bool,
+) -> StatusCode {
     if let Err(why) = app.auth.check(&headers, &uri).await {
         tracing::warn!(reason = %why, path = %uri.path(), "push refused: unauthenticated");
         return StatusCode::UNAUTHORIZED;

@@ -10,7 +10,9 @@ use tokio::net::TcpListener;
 /// Serves `app` on `listener` until SIGTERM/SIGINT (Cloud Run sends SIGTERM before stopping an instance),
 /// letting requests in flight finish.
 pub async fn serve(listener: TcpListener, app: axum::Router) -> std::io::Result<()> {
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
 }
 
 /// Resolves on SIGTERM or Ctrl-C.
@@ -20,7 +22,8 @@ pub async fn shutdown_signal() {
     };
     #[cfg(unix)]
     let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
             s.recv().await;
         }
     };

@@ -15,7 +15,10 @@ use std::sync::Arc;
 #[derive(Clone)]
 pub enum PushAuth {
     SharedToken(Secret),
-    Oidc { verifier: Arc<IdTokenVerifier>, service_account: String },
+    Oidc {
+        verifier: Arc<IdTokenVerifier>,
+        service_account: String,
+    },
 }
 
 impl PushAuth {
@@ -27,7 +30,9 @@ impl PushAuth {
                 service_account: sa.clone(),
             }),
             (None, None, Some(t)) if t.len() >= 16 => Ok(Self::SharedToken(Secret::new(t.clone()))),
-            (None, None, Some(_)) => anyhow::bail!("SEGCAST_PUSH_TOKEN must be at least 16 characters"),
+            (None, None, Some(_)) => {
+                anyhow::bail!("SEGCAST_PUSH_TOKEN must be at least 16 characters")
+            }
             _ => anyhow::bail!(
                 "no push authentication configured: set SEGCAST_PUSH_AUDIENCE and SEGCAST_PUSH_SERVICE_ACCOUNT \
                  (production) or SEGCAST_PUSH_TOKEN (local)"
@@ -43,7 +48,11 @@ impl PushAuth {
             .and_then(|v| v.strip_prefix("Bearer "));
         match self {
             Self::SharedToken(expected) => {
-                let from_query = uri.query().into_iter().flat_map(|q| q.split('&')).find_map(|kv| kv.strip_prefix("token="));
+                let from_query = uri
+                    .query()
+                    .into_iter()
+                    .flat_map(|q| q.split('&'))
+                    .find_map(|kv| kv.strip_prefix("token="));
                 let given = from_query.or(bearer).ok_or("no token")?;
                 if constant_time_eq(given.as_bytes(), expected.expose().as_bytes()) {
                     Ok(())
@@ -51,12 +60,20 @@ impl PushAuth {
                     Err("wrong token".into())
                 }
             }
-            Self::Oidc { verifier, service_account } => {
+            Self::Oidc {
+                verifier,
+                service_account,
+            } => {
                 let token = bearer.ok_or("no bearer token")?;
-                let verified = verifier.verify(token).await.map_err(|e| format!("invalid OIDC token: {e}"))?;
+                let verified = verifier
+                    .verify(token)
+                    .await
+                    .map_err(|e| format!("invalid OIDC token: {e}"))?;
                 match verified.verified_email() {
                     Some(email) if *email == PrincipalEmail::new(service_account.clone()) => Ok(()),
-                    other => Err(format!("OIDC token for {other:?}, not the push service account")),
+                    other => Err(format!(
+                        "OIDC token for {other:?}, not the push service account"
+                    )),
                 }
             }
         }
@@ -78,11 +95,33 @@ mod tests {
     async fn shared_token_is_required_and_compared() {
         let auth = PushAuth::SharedToken(Secret::new("0123456789abcdef"));
         let h = HeaderMap::new();
-        assert!(auth.check(&h, &"/push/delivery?token=0123456789abcdef".parse().unwrap()).await.is_ok());
-        assert!(auth.check(&h, &"/push/delivery?token=0123456789abcdeX".parse().unwrap()).await.is_err());
-        assert!(auth.check(&h, &"/push/delivery".parse().unwrap()).await.is_err());
+        assert!(
+            auth.check(
+                &h,
+                &"/push/delivery?token=0123456789abcdef".parse().unwrap()
+            )
+            .await
+            .is_ok()
+        );
+        assert!(
+            auth.check(
+                &h,
+                &"/push/delivery?token=0123456789abcdeX".parse().unwrap()
+            )
+            .await
+            .is_err()
+        );
+        assert!(
+            auth.check(&h, &"/push/delivery".parse().unwrap())
+                .await
+                .is_err()
+        );
         let mut bearer = HeaderMap::new();
         bearer.insert("authorization", "Bearer 0123456789abcdef".parse().unwrap());
-        assert!(auth.check(&bearer, &"/push/delivery".parse().unwrap()).await.is_ok());
+        assert!(
+            auth.check(&bearer, &"/push/delivery".parse().unwrap())
+                .await
+                .is_ok()
+        );
     }
 }

@@ -26,16 +26,29 @@ pub fn router(app: SchedulerApp) -> Router {
         .with_state(app)
 }
 
-async fn tick_endpoint(State(app): State<SchedulerApp>, headers: HeaderMap, uri: Uri) -> impl IntoResponse {
+async fn tick_endpoint(
+    State(app): State<SchedulerApp>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> impl IntoResponse {
     if let Err(why) = app.auth.check(&headers, &uri).await {
         tracing::warn!(reason = %why, "tick refused: unauthenticated");
-        return (StatusCode::UNAUTHORIZED, Json(serde_json::json!({"error": "unauthenticated"})));
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(serde_json::json!({"error": "unauthenticated"})),
+        );
     }
     match tick(&app.ctx, &app.opts).await {
-        Ok(report) => (StatusCode::OK, Json(serde_json::to_value(report).unwrap_or_default())),
+        Ok(report) => (
+            StatusCode::OK,
+            Json(serde_json::to_value(report).unwrap_or_default()),
+        ),
         Err(e) => {
             tracing::error!(error = %format!("{e:#}"), "tick failed");
-            (StatusCode::INTERNAL_SERVER_ERROR, Json(serde_json::json!({"error": "tick failed"})))
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Json(serde_json::json!({"error": "tick failed"})),
+            )
         }
     }
 }
@@ -44,7 +57,9 @@ async fn tick_endpoint(State(app): State<SchedulerApp>, headers: HeaderMap, uri:
 pub async fn run_loop(ctx: Ctx, opts: TickOptions, every: Duration, stop: CancellationToken) {
     while !stop.is_cancelled() {
         match tick(&ctx, &opts).await {
-            Ok(r) if !r.errors.is_empty() => tracing::warn!(errors = ?r.errors, "tick finished with errors"),
+            Ok(r) if !r.errors.is_empty() => {
+                tracing::warn!(errors = ?r.errors, "tick finished with errors")
+            }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %format!("{e:#}"), "tick failed"),
         }

@@ -66,7 +66,10 @@ const RETRY_KEY_NAMESPACE: uuid::Uuid = uuid::uuid!("6c1f7b2e-5d0a-4f4e-9a53-2f6
 impl Batch {
     /// The `X-Line-Retry-Key` for request `part` of this batch (a multicast chunk index or a push recipient).
     pub fn retry_key(&self, part: &str) -> uuid::Uuid {
-        uuid::Uuid::new_v5(&RETRY_KEY_NAMESPACE, format!("{}/{part}", self.id).as_bytes())
+        uuid::Uuid::new_v5(
+            &RETRY_KEY_NAMESPACE,
+            format!("{}/{part}", self.id).as_bytes(),
+        )
     }
 }
 
@@ -94,6 +97,10 @@ mod tests {
         assert_eq!(b1.retry_key("0"), b2.retry_key("0"));
         assert_ne!(b1.retry_key("0"), b1.retry_key("1"));
         let other = batch(BatchId::new(&c, 2, 3, 1500));
-        assert_ne!(b1.retry_key("0"), other.retry_key("0"), "a new round gets new keys");
+        assert_ne!(
+            b1.retry_key("0"),
+            other.retry_key("0"),
+            "a new round gets new keys"
+        );
     }
 }

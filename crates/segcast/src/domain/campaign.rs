@@ -44,7 +44,10 @@ impl CampaignStatus {
 
     /// States in which the scheduler drives the campaign forward.
     pub fn is_running(self) -> bool {
-        matches!(self, Self::Extracting | Self::FanningOut | Self::Delivering | Self::Retrying)
+        matches!(
+            self,
+            Self::Extracting | Self::FanningOut | Self::Delivering | Self::Retrying
+        )
     }
 
     /// States that never change again.
@@ -174,7 +177,8 @@ impl Campaign {
 
     /// Needs the scheduler: due and scheduled, running, or canceled with work left to account for.
     pub fn needs_scheduler(&self) -> bool {
-        self.status == CampaignStatus::Scheduled || self.status.is_running()
+        self.status == CampaignStatus::Scheduled
+            || self.status.is_running()
             || (self.status == CampaignStatus::Canceled && self.completed_at.is_none())
     }
 
@@ -192,7 +196,10 @@ mod tests {
 
     #[test]
     fn happy_path_is_allowed() {
-        let path = [Draft, Scheduled, Extracting, FanningOut, Delivering, Retrying, FanningOut, Delivering, Completed];
+        let path = [
+            Draft, Scheduled, Extracting, FanningOut, Delivering, Retrying, FanningOut, Delivering,
+            Completed,
+        ];
         for w in path.windows(2) {
             assert!(w[0].can_become(w[1]), "{} -> {}", w[0], w[1]);
         }
@@ -201,7 +208,9 @@ mod tests {
     #[test]
     fn final_states_are_final_and_skips_are_refused() {
         for f in [Completed, Canceled, Failed] {
-            for to in [Draft, Scheduled, Extracting, Delivering, Paused, Canceled, Failed] {
+            for to in [
+                Draft, Scheduled, Extracting, Delivering, Paused, Canceled, Failed,
+            ] {
                 assert!(!f.can_become(to), "{f} -> {to}");
             }
         }

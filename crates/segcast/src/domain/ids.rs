@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 fn is_slug(s: &str, max: usize) -> bool {
     !s.is_empty()
         && s.len() <= max
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
         && s.as_bytes()[0].is_ascii_lowercase()
 }
 
@@ -74,7 +75,10 @@ impl ChannelId {
         if !s.is_empty() && s.len() <= 20 && s.bytes().all(|b| b.is_ascii_digit()) {
             Ok(Self(s.to_owned()))
         } else {
-            Err(ParseError::new("channel_id", format!("{s:?} is not a LINE channel ID (digits only)")))
+            Err(ParseError::new(
+                "channel_id",
+                format!("{s:?} is not a LINE channel ID (digits only)"),
+            ))
         }
     }
 
@@ -105,7 +109,15 @@ mod tests {
         let id = CampaignId::generate();
         assert!(id.as_str().len() <= 30);
         assert!(CampaignId::parse(id.as_str()).is_ok());
-        for bad in ["", "1abc", "Abc", "a-b", "a b", "a".repeat(31).as_str(), "a;drop"] {
+        for bad in [
+            "",
+            "1abc",
+            "Abc",
+            "a-b",
+            "a b",
+            "a".repeat(31).as_str(),
+            "a;drop",
+        ] {
             assert!(CampaignId::parse(bad).is_err(), "{bad:?} accepted");
         }
     }

@@ -56,7 +56,9 @@ impl Messages {
     }
 
     pub fn is_personalized(&self) -> bool {
-        self.placeholders().map(|p| !p.fields.is_empty()).unwrap_or(false)
+        self.placeholders()
+            .map(|p| !p.fields.is_empty())
+            .unwrap_or(false)
     }
 
     /// The messages with every `{{field}}` replaced by `attrs[field]` (missing or null values become empty).
@@ -67,7 +69,9 @@ impl Messages {
     /// A stable hash of the messages (hex SHA-256 of their JSON), used to tell contents apart in logs.
     pub fn digest(&self) -> String {
         use sha2::Digest;
-        hex::encode(sha2::Sha256::digest(serde_json::to_vec(&self.0).unwrap_or_default()))
+        hex::encode(sha2::Sha256::digest(
+            serde_json::to_vec(&self.0).unwrap_or_default(),
+        ))
     }
 }
 
@@ -75,7 +79,12 @@ impl<'de> Deserialize<'de> for Messages {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let v = Value::deserialize(d)?;
         Messages::parse(&v).map_err(|errs| {
-            serde::de::Error::custom(errs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))
+            serde::de::Error::custom(
+                errs.iter()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )
         })
     }
 }
@@ -87,20 +96,29 @@ fn is_field_name(s: &str) -> bool {
         && !s.as_bytes()[0].is_ascii_digit()
 }
 
-fn collect_placeholders(v: &Value, path: &str, out: &mut BTreeSet<String>) -> Result<(), ParseError> {
+fn collect_placeholders(
+    v: &Value,
+    path: &str,
+    out: &mut BTreeSet<String>,
+) -> Result<(), ParseError> {
     match v {
         Value::String(s) => {
             let mut rest = s.as_str();
             while let Some(start) = rest.find("{{") {
                 let after = &rest[start + 2..];
                 let Some(end) = after.find("}}") else {
-                    return Err(ParseError::new(path, "unclosed placeholder: '{{' without '}}'"));
+                    return Err(ParseError::new(
+                        path,
+                        "unclosed placeholder: '{{' without '}}'",
+                    ));
                 };
                 let name = after[..end].trim();
                 if !is_field_name(name) {
                     return Err(ParseError::new(
                         path,
-                        format!("placeholder {{{{{name}}}}} must name a segment column (letters, digits, _)"),
+                        format!(
+                            "placeholder {{{{{name}}}}} must name a segment column (letters, digits, _)"
+                        ),
                     ));
                 }
                 out.insert(name.to_owned());
@@ -145,9 +163,11 @@ fn render_value(v: &Value, attrs: &serde_json::Map<String, Value>) -> Value {
             Value::String(out)
         }
         Value::Array(items) => Value::Array(items.iter().map(|i| render_value(i, attrs)).collect()),
-        Value::Object(map) => {
-            Value::Object(map.iter().map(|(k, i)| (k.clone(), render_value(i, attrs))).collect())
-        }
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, i)| (k.clone(), render_value(i, attrs)))
+                .collect(),
+        ),
         other => other.clone(),
     }
 }
@@ -165,10 +185,18 @@ mod tests {
 
     #[test]
     fn placeholders_are_found_and_rendered() {
-        let m = Messages::parse(&json!([{"type":"text","text":"Hi {{ name }}, {{points}} points"}])).unwrap();
+        let m =
+            Messages::parse(&json!([{"type":"text","text":"Hi {{ name }}, {{points}} points"}]))
+                .unwrap();
         let p = m.placeholders().unwrap();
-        assert_eq!(p.fields.iter().cloned().collect::<Vec<_>>(), vec!["name", "points"]);
-        let attrs = json!({"name":"Aki","points":120}).as_object().unwrap().clone();
+        assert_eq!(
+            p.fields.iter().cloned().collect::<Vec<_>>(),
+            vec!["name", "points"]
+        );
+        let attrs = json!({"name":"Aki","points":120})
+            .as_object()
+            .unwrap()
+            .clone();
         assert_eq!(m.render(&attrs)[0]["text"], "Hi Aki, 120 points");
     }
 

@@ -43,7 +43,9 @@ impl Param {
 impl BigQuery {
     pub async fn connect(settings: &Settings) -> anyhow::Result<Self> {
         let creds = super::credentials(settings.endpoints.bigquery.as_deref())?;
-        let mut b = BqClient::builder().with_project_id(settings.project_id.clone()).with_credentials(creds.clone());
+        let mut b = BqClient::builder()
+            .with_project_id(settings.project_id.clone())
+            .with_credentials(creds.clone());
         if let Some(ep) = &settings.endpoints.bigquery {
             b = b.with_endpoint(ep.clone());
         }
@@ -69,7 +71,10 @@ impl BigQuery {
                 .set_parameter_mode("NAMED")
                 .set_query_parameters(params.iter().map(Param::to_query_parameter));
         }
-        let done = q.until_done().await.map_err(|e| anyhow!("BigQuery: {e}\n--- statement:\n{sql}"))?;
+        let done = q
+            .until_done()
+            .await
+            .map_err(|e| anyhow!("BigQuery: {e}\n--- statement:\n{sql}"))?;
         let mut rows = done.read();
         let mut out = Vec::new();
         while let Some(row) = rows.next().await {
@@ -84,15 +89,26 @@ impl BigQuery {
     }
 
     /// Runs a query whose first row's `column` is an integer.
-    pub async fn query_i64(&self, sql: &str, params: &[Param], column: &str) -> anyhow::Result<i64> {
+    pub async fn query_i64(
+        &self,
+        sql: &str,
+        params: &[Param],
+        column: &str,
+    ) -> anyhow::Result<i64> {
         let rows = self.query(sql, params).await?;
         let row = rows.first().ok_or_else(|| anyhow!("no row from:\n{sql}"))?;
-        let v: Option<i64> = row.get(column).map_err(|e| anyhow!("column {column}: {e}"))?;
+        let v: Option<i64> = row
+            .get(column)
+            .map_err(|e| anyhow!("column {column}: {e}"))?;
         Ok(v.unwrap_or(0))
     }
 
     /// Streams rows into `table` with `insertAll`. Each row is `(insert_id, json)`.
-    pub async fn insert_all(&self, table: &str, rows: &[(String, serde_json::Value)]) -> anyhow::Result<()> {
+    pub async fn insert_all(
+        &self,
+        table: &str,
+        rows: &[(String, serde_json::Value)],
+    ) -> anyhow::Result<()> {
         if rows.is_empty() {
             return Ok(());
         }
@@ -107,14 +123,31 @@ impl BigQuery {
             "{}/bigquery/v2/projects/{}/datasets/{}/tables/{table}/insertAll",
             self.rest_base, self.project, self.dataset
         );
-        let resp = self.http.post(url).headers(headers).json(&body).send().await.context("BigQuery insertAll")?;
+        let resp = self
+            .http
+            .post(url)
+            .headers(headers)
+            .json(&body)
+            .send()
+            .await
+            .context("BigQuery insertAll")?;
         let status = resp.status();
         let v: serde_json::Value = resp.json().await.unwrap_or_default();
         if !status.is_success() {
-            return Err(anyhow!("BigQuery insertAll into {table}: HTTP {status}: {v}"));
+            return Err(anyhow!(
+                "BigQuery insertAll into {table}: HTTP {status}: {v}"
+            ));
         }
-        if let Some(errs) = v.get("insertErrors").and_then(|e| e.as_array()).filter(|e| !e.is_empty()) {
-            return Err(anyhow!("BigQuery insertAll into {table}: {} rows refused: {}", errs.len(), errs[0]));
+        if let Some(errs) = v
+            .get("insertErrors")
+            .and_then(|e| e.as_array())
+            .filter(|e| !e.is_empty())
+        {
+            return Err(anyhow!(
+                "BigQuery insertAll into {table}: {} rows refused: {}",
+                errs.len(),
+                errs[0]
+            ));
         }
         Ok(())
     }

@@ -10,10 +10,10 @@
 
 use crate::config::Settings;
 use anyhow::{Context, anyhow};
-use gcloud_sdk::google::datastore::v1 as ds;
-use gcloud_sdk::google::datastore::v1::datastore_client::DatastoreClient;
 use gcloud_sdk::GoogleApi;
 use gcloud_sdk::GoogleAuthMiddleware;
+use gcloud_sdk::google::datastore::v1 as ds;
+use gcloud_sdk::google::datastore::v1::datastore_client::DatastoreClient;
 use serde::{Serialize, de::DeserializeOwned};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -43,7 +43,10 @@ impl Indexed {
             Indexed::Bool(b) => ValueType::BooleanValue(*b),
             Indexed::Int(i) => ValueType::IntegerValue(*i),
         };
-        ds::Value { value_type: Some(v), ..Default::default() }
+        ds::Value {
+            value_type: Some(v),
+            ..Default::default()
+        }
     }
 }
 
@@ -71,10 +74,15 @@ impl Datastore {
             .clone()
             .unwrap_or_else(|| "https://datastore.googleapis.com".into());
         let creds = super::credentials(settings.endpoints.datastore.as_deref())?;
-        let api = GoogleApi::from_function_with_credentials(DatastoreClient::new, endpoint, None, creds)
-            .await
-            .map_err(|e| anyhow!("connecting to Datastore: {e}"))?;
-        Ok(Self { api, project: settings.project_id.clone(), namespace: settings.namespace.clone() })
+        let api =
+            GoogleApi::from_function_with_credentials(DatastoreClient::new, endpoint, None, creds)
+                .await
+                .map_err(|e| anyhow!("connecting to Datastore: {e}"))?;
+        Ok(Self {
+            api,
+            project: settings.project_id.clone(),
+            namespace: settings.namespace.clone(),
+        })
     }
 
     fn key(&self, kind: &str, name: &str) -> ds::Key {
@@ -105,11 +113,18 @@ impl Datastore {
         for (name, v) in doc.indexed() {
             properties.insert(name.to_owned(), v.to_value());
         }
-        Ok(ds::Entity { key: Some(self.key(T::KIND, &doc.key())), properties })
+        Ok(ds::Entity {
+            key: Some(self.key(T::KIND, &doc.key())),
+            properties,
+        })
     }
 
     fn from_entity<T: Doc>(entity: &ds::Entity) -> anyhow::Result<T> {
-        match entity.properties.get("doc").and_then(|v| v.value_type.as_ref()) {
+        match entity
+            .properties
+            .get("doc")
+            .and_then(|v| v.value_type.as_ref())
+        {
             Some(ds::value::ValueType::StringValue(s)) => {
                 serde_json::from_str(s).with_context(|| format!("decoding a stored {}", T::KIND))
             }
@@ -133,7 +148,11 @@ impl Datastore {
         while !pending.is_empty() {
             let resp = self
                 .client()
-                .lookup(ds::LookupRequest { project_id: self.project.clone(), keys: pending, ..Default::default() })
+                .lookup(ds::LookupRequest {
+                    project_id: self.project.clone(),
+                    keys: pending,
+                    ..Default::default()
+                })
                 .await
                 .with_context(|| format!("Datastore lookup of {}", T::KIND))?
                 .into_inner();
@@ -148,7 +167,11 @@ impl Datastore {
         Ok(out)
     }
 
-    async fn commit(&self, mutations: Vec<ds::Mutation>, txn: Option<Vec<u8>>) -> Result<(), tonic_status::Status> {
+    async fn commit(
+        &self,
+        mutations: Vec<ds::Mutation>,
+        txn: Option<Vec<u8>>,
+    ) -> Result<(), tonic_status::Status> {
         let (mode, selector) = match txn {
             Some(t) => (
                 ds::commit_request::Mode::Transactional,
@@ -170,7 +193,10 @@ impl Datastore {
 
     /// Inserts `doc` unless an entity with its key exists.
     pub async fn insert<T: Doc>(&self, doc: &T) -> anyhow::Result<Inserted> {
-        let m = ds::Mutation { operation: Some(ds::mutation::Operation::Insert(self.to_entity(doc)?)), ..Default::default() };
+        let m = ds::Mutation {
+            operation: Some(ds::mutation::Operation::Insert(self.to_entity(doc)?)),
+            ..Default::default()
+        };
         match self.commit(vec![m], None).await {
             Ok(()) => Ok(Inserted::New),
             Err(s) if s.code() == tonic_status::Code::AlreadyExists => Ok(Inserted::AlreadyExists),
@@ -188,24 +214,36 @@ impl Datastore {
             let mutations = chunk
                 .iter()
                 .map(|d| {
-                    Ok(ds::Mutation { operation: Some(ds::mutation::Operation::Upsert(self.to_entity(d)?)), ..Default::default() })
+                    Ok(ds::Mutation {
+                        operation: Some(ds::mutation::Operation::Upsert(self.to_entity(d)?)),
+                        ..Default::default()
+                    })
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?;
-            self.commit(mutations, None).await.map_err(|s| anyhow!("Datastore upsert of {}: {s}", T::KIND))?;
+            self.commit(mutations, None)
+                .await
+                .map_err(|s| anyhow!("Datastore upsert of {}: {s}", T::KIND))?;
         }
         Ok(())
     }
 
     pub async fn delete<T: Doc>(&self, key: &str) -> anyhow::Result<()> {
-        let m = ds::Mutation { operation: Some(ds::mutation::Operation::Delete(self.key(T::KIND, key))), ..Default::default() };
-        self.commit(vec![m], None).await.map_err(|s| anyhow!("Datastore delete of {}: {s}", T::KIND))
+        let m = ds::Mutation {
+            operation: Some(ds::mutation::Operation::Delete(self.key(T::KIND, key))),
+            ..Default::default()
+        };
+        self.commit(vec![m], None)
+            .await
+            .map_err(|s| anyhow!("Datastore delete of {}: {s}", T::KIND))
     }
 
     /// All entities of `T` whose indexed `property` equals `value` (strongly consistent in Firestore mode).
     pub async fn query_eq<T: Doc>(&self, property: &str, value: Indexed) -> anyhow::Result<Vec<T>> {
         let filter = ds::Filter {
             filter_type: Some(ds::filter::FilterType::PropertyFilter(ds::PropertyFilter {
-                property: Some(ds::PropertyReference { name: property.to_owned() }),
+                property: Some(ds::PropertyReference {
+                    name: property.to_owned(),
+                }),
                 op: ds::property_filter::Operator::Equal as i32,
                 value: Some(value.to_value()),
             })),
@@ -214,7 +252,9 @@ impl Datastore {
         let mut cursor: Vec<u8> = Vec::new();
         loop {
             let query = ds::Query {
-                kind: vec![ds::KindExpression { name: T::KIND.to_owned() }],
+                kind: vec![ds::KindExpression {
+                    name: T::KIND.to_owned(),
+                }],
                 filter: Some(filter.clone()),
                 start_cursor: cursor.clone(),
                 limit: Some(500),
@@ -242,7 +282,8 @@ impl Datastore {
                     out.push(Self::from_entity(e)?);
                 }
             }
-            let more = batch.more_results == ds::query_result_batch::MoreResultsType::NotFinished as i32;
+            let more =
+                batch.more_results == ds::query_result_batch::MoreResultsType::NotFinished as i32;
             if n == 0 || !more {
                 break;
             }
@@ -263,7 +304,10 @@ impl Datastore {
             attempt += 1;
             let txn = self
                 .client()
-                .begin_transaction(ds::BeginTransactionRequest { project_id: self.project.clone(), ..Default::default() })
+                .begin_transaction(ds::BeginTransactionRequest {
+                    project_id: self.project.clone(),
+                    ..Default::default()
+                })
                 .await
                 .context("Datastore begin transaction")?
                 .into_inner()
@@ -274,13 +318,21 @@ impl Datastore {
                     project_id: self.project.clone(),
                     keys: vec![self.key(T::KIND, key)],
                     read_options: Some(ds::ReadOptions {
-                        consistency_type: Some(ds::read_options::ConsistencyType::Transaction(txn.clone())),
+                        consistency_type: Some(ds::read_options::ConsistencyType::Transaction(
+                            txn.clone(),
+                        )),
                     }),
                     ..Default::default()
                 })
                 .await;
             let current = match resp {
-                Ok(r) => match r.into_inner().found.into_iter().next().and_then(|f| f.entity) {
+                Ok(r) => match r
+                    .into_inner()
+                    .found
+                    .into_iter()
+                    .next()
+                    .and_then(|f| f.entity)
+                {
                     Some(e) => Some(Self::from_entity::<T>(&e)?),
                     None => None,
                 },
@@ -289,7 +341,12 @@ impl Datastore {
                     tokio::time::sleep(backoff(attempt)).await;
                     continue;
                 }
-                Err(s) => return Err(anyhow!("Datastore transactional lookup of {}: {s}", T::KIND)),
+                Err(s) => {
+                    return Err(anyhow!(
+                        "Datastore transactional lookup of {}: {s}",
+                        T::KIND
+                    ));
+                }
             };
             let next = match f(current) {
                 Ok(n) => n,
@@ -302,11 +359,21 @@ impl Datastore {
                 self.rollback(txn).await;
                 return Ok(None);
             };
-            let m = ds::Mutation { operation: Some(ds::mutation::Operation::Upsert(self.to_entity(&next)?)), ..Default::default() };
+            let m = ds::Mutation {
+                operation: Some(ds::mutation::Operation::Upsert(self.to_entity(&next)?)),
+                ..Default::default()
+            };
             match self.commit(vec![m], Some(txn)).await {
                 Ok(()) => return Ok(Some(next)),
-                Err(s) if retryable(&s) && attempt < 8 => tokio::time::sleep(backoff(attempt)).await,
-                Err(s) => return Err(anyhow!("Datastore transactional commit of {}: {s}", T::KIND)),
+                Err(s) if retryable(&s) && attempt < 8 => {
+                    tokio::time::sleep(backoff(attempt)).await
+                }
+                Err(s) => {
+                    return Err(anyhow!(
+                        "Datastore transactional commit of {}: {s}",
+                        T::KIND
+                    ));
+                }
             }
         }
     }
@@ -314,7 +381,11 @@ impl Datastore {
     async fn rollback(&self, txn: Vec<u8>) {
         let _ = self
             .client()
-            .rollback(ds::RollbackRequest { project_id: self.project.clone(), transaction: txn, ..Default::default() })
+            .rollback(ds::RollbackRequest {
+                project_id: self.project.clone(),
+                transaction: txn,
+                ..Default::default()
+            })
             .await;
     }
 }
@@ -324,7 +395,12 @@ mod tonic_status {
 }
 
 fn retryable(s: &tonic_status::Status) -> bool {
-    matches!(s.code(), tonic_status::Code::Aborted | tonic_status::Code::Unavailable | tonic_status::Code::DeadlineExceeded)
+    matches!(
+        s.code(),
+        tonic_status::Code::Aborted
+            | tonic_status::Code::Unavailable
+            | tonic_status::Code::DeadlineExceeded
+    )
 }
 
 fn backoff(attempt: u32) -> Duration {

@@ -7,7 +7,9 @@ use anyhow::{Context, anyhow};
 use base64::Engine;
 use google_cloud_auth::credentials::Credentials;
 use google_cloud_pubsub::client::{Publisher, SubscriptionAdmin, TopicAdmin};
-use google_cloud_pubsub::model::{DeadLetterPolicy, Message, PushConfig, RetryPolicy, Subscription, push_config};
+use google_cloud_pubsub::model::{
+    DeadLetterPolicy, Message, PushConfig, RetryPolicy, Subscription, push_config,
+};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -28,7 +30,10 @@ pub struct PubSub {
 #[derive(Debug, Clone)]
 pub enum PushAuth {
     /// Production: Pub/Sub signs an OIDC token as this service account, for this audience.
-    Oidc { service_account: String, audience: String },
+    Oidc {
+        service_account: String,
+        audience: String,
+    },
     /// Local: the emulator sends no token, so the endpoint URL carries a shared token instead.
     SharedToken(String),
 }
@@ -53,7 +58,9 @@ pub struct Pulled {
 }
 
 fn is_already_exists(e: &google_cloud_pubsub::Error) -> bool {
-    e.status().map(|s| s.code == google_cloud_gax::error::rpc::Code::AlreadyExists).unwrap_or(false)
+    e.status()
+        .map(|s| s.code == google_cloud_gax::error::rpc::Code::AlreadyExists)
+        .unwrap_or(false)
         || e.http_status_code() == Some(409)
 }
 
@@ -73,12 +80,21 @@ impl PubSub {
         Ok(Self {
             project: settings.project_id.clone(),
             endpoint: settings.endpoints.pubsub.clone(),
-            rest_base: settings.endpoints.pubsub.clone().unwrap_or_else(|| "https://pubsub.googleapis.com".into()),
+            rest_base: settings
+                .endpoints
+                .pubsub
+                .clone()
+                .unwrap_or_else(|| "https://pubsub.googleapis.com".into()),
             creds,
             topics: topics.build().await.context("Pub/Sub topic admin client")?,
-            subscriptions: subscriptions.build().await.context("Pub/Sub subscription admin client")?,
+            subscriptions: subscriptions
+                .build()
+                .await
+                .context("Pub/Sub subscription admin client")?,
             publishers: Arc::default(),
-            http: reqwest::Client::builder().timeout(Duration::from_secs(60)).build()?,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(60))
+                .build()?,
         })
     }
 
@@ -91,19 +107,36 @@ impl PubSub {
     }
 
     pub async fn ensure_topic(&self, topic: &str) -> anyhow::Result<()> {
-        match self.topics.create_topic().set_name(self.topic_path(topic)).send().await {
+        match self
+            .topics
+            .create_topic()
+            .set_name(self.topic_path(topic))
+            .send()
+            .await
+        {
             Ok(_) => Ok(()),
             Err(e) if is_already_exists(&e) => Ok(()),
             Err(e) => Err(anyhow!("creating topic {topic}: {e}")),
         }
     }
 
-    pub async fn ensure_pull_subscription(&self, sub: &str, topic: &str, ack_deadline: Duration) -> anyhow::Result<()> {
+    pub async fn ensure_pull_subscription(
+        &self,
+        sub: &str,
+        topic: &str,
+        ack_deadline: Duration,
+    ) -> anyhow::Result<()> {
         let s = Subscription::new()
             .set_name(self.subscription_path(sub))
             .set_topic(self.topic_path(topic))
             .set_ack_deadline_seconds(ack_deadline.as_secs() as i32);
-        match self.subscriptions.create_subscription().with_request(s).send().await {
+        match self
+            .subscriptions
+            .create_subscription()
+            .with_request(s)
+            .send()
+            .await
+        {
             Ok(_) => Ok(()),
             Err(e) if is_already_exists(&e) => Ok(()),
             Err(e) => Err(anyhow!("creating subscription {sub}: {e}")),
@@ -112,7 +145,10 @@ impl PubSub {
 
     pub async fn ensure_push_subscription(&self, p: &PushSubscription) -> anyhow::Result<()> {
         let push = match &p.auth {
-            PushAuth::Oidc { service_account, audience } => PushConfig::new()
+            PushAuth::Oidc {
+                service_account,
+                audience,
+            } => PushConfig::new()
                 .set_push_endpoint(p.endpoint.clone())
                 .set_oidc_token(
                     push_config::OidcToken::new()
@@ -130,7 +166,9 @@ impl PubSub {
             .set_ack_deadline_seconds(p.ack_deadline.as_secs() as i32)
             .set_push_config(push)
             .set_retry_policy(
-                RetryPolicy::new().set_minimum_backoff(wkt(p.min_backoff)).set_maximum_backoff(wkt(p.max_backoff)),
+                RetryPolicy::new()
+                    .set_minimum_backoff(wkt(p.min_backoff))
+                    .set_maximum_backoff(wkt(p.max_backoff)),
             );
         if let Some(dlt) = &p.dead_letter_topic {
             s = s.set_dead_letter_policy(
@@ -139,7 +177,13 @@ impl PubSub {
                     .set_max_delivery_attempts(p.max_delivery_attempts),
             );
         }
-        match self.subscriptions.create_subscription().with_request(s).send().await {
+        match self
+            .subscriptions
+            .create_subscription()
+            .with_request(s)
+            .send()
+            .await
+        {
             Ok(_) => Ok(()),
             Err(e) if is_already_exists(&e) => Ok(()),
             Err(e) => Err(anyhow!("creating push subscription {}: {e}", p.name)),
@@ -159,24 +203,40 @@ impl PubSub {
         if let Some(ep) = &self.endpoint {
             b = b.with_endpoint(ep.clone());
         }
-        let p = b.build().await.with_context(|| format!("publisher for {topic}"))?;
-        self.publishers.lock().expect("publisher cache").insert(topic.to_owned(), p.clone());
+        let p = b
+            .build()
+            .await
+            .with_context(|| format!("publisher for {topic}"))?;
+        self.publishers
+            .lock()
+            .expect("publisher cache")
+            .insert(topic.to_owned(), p.clone());
         Ok(p)
     }
 
     /// Publishes one message and waits until Pub/Sub has it.
-    pub async fn publish(&self, topic: &str, data: Vec<u8>, attributes: &[(&str, String)]) -> anyhow::Result<String> {
+    pub async fn publish(
+        &self,
+        topic: &str,
+        data: Vec<u8>,
+        attributes: &[(&str, String)],
+    ) -> anyhow::Result<String> {
         let p = self.publisher(topic).await?;
         let msg = Message::new()
             .set_data(data)
             .set_attributes(attributes.iter().map(|(k, v)| (k.to_string(), v.clone())));
-        p.publish(msg).await.map_err(|e| anyhow!("publishing to {topic}: {e}"))
+        p.publish(msg)
+            .await
+            .map_err(|e| anyhow!("publishing to {topic}: {e}"))
     }
 
     /// Publishes many messages (batched by the client) and waits until Pub/Sub has all of them.
     pub async fn publish_all(&self, topic: &str, messages: Vec<Vec<u8>>) -> anyhow::Result<()> {
         let p = self.publisher(topic).await?;
-        let futures: Vec<_> = messages.into_iter().map(|d| p.publish(Message::new().set_data(d))).collect();
+        let futures: Vec<_> = messages
+            .into_iter()
+            .map(|d| p.publish(Message::new().set_data(d)))
+            .collect();
         for f in futures {
             f.await.map_err(|e| anyhow!("publishing to {topic}: {e}"))?;
         }
@@ -198,7 +258,11 @@ impl PubSub {
         if !status.is_success() {
             return Err(anyhow!("Pub/Sub {path}: HTTP {status}: {text}"));
         }
-        Ok(if text.trim().is_empty() { serde_json::Value::Null } else { serde_json::from_str(&text)? })
+        Ok(if text.trim().is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_str(&text)?
+        })
     }
 
     /// Pulls up to `max` messages (returns at once when there are none).

@@ -25,13 +25,18 @@ pub struct ObjectInfo {
 
 /// A streamed object body.
 pub struct ObjectReader {
-    inner: google_cloud_storage::read_object::ReadObjectResponse,
+    /// `None`: reading started at the end of the object.
+    inner: Option<google_cloud_storage::read_object::ReadObjectResponse>,
 }
 
 impl ObjectReader {
     /// The next chunk, `None` at the end.
     pub async fn next_chunk(&mut self) -> Option<anyhow::Result<bytes::Bytes>> {
-        self.inner.next().await.map(|r| r.map_err(|e| anyhow!("reading object: {e}")))
+        self.inner
+            .as_mut()?
+            .next()
+            .await
+            .map(|r| r.map_err(|e| anyhow!("reading object: {e}")))
     }
 }
 
@@ -42,11 +47,17 @@ impl Storage {
         if let Some(ep) = &settings.endpoints.storage {
             // Uploads above the threshold go resumable, and fake-gcs-server builds resumable URLs without the port:
             // segcast's own uploads are small, so keep them single-shot.
-            b = b.with_endpoint(ep.clone()).with_resumable_upload_threshold(1usize << 30);
+            b = b
+                .with_endpoint(ep.clone())
+                .with_resumable_upload_threshold(1usize << 30);
         }
         Ok(Self {
             client: b.build().await.context("Cloud Storage client")?,
-            json_base: settings.endpoints.storage.clone().unwrap_or_else(|| "https://storage.googleapis.com".into()),
+            json_base: settings
+                .endpoints
+                .storage
+                .clone()
+                .unwrap_or_else(|| "https://storage.googleapis.com".into()),
             creds,
             http: reqwest::Client::new(),
             bucket: settings.bucket.clone(),
@@ -75,12 +86,18 @@ impl Storage {
             let status = resp.status();
             let v: serde_json::Value = resp.json().await.context("listing objects")?;
             if !status.is_success() {
-                return Err(anyhow!("listing gs://{}/{prefix}: HTTP {status}: {v}", self.bucket));
+                return Err(anyhow!(
+                    "listing gs://{}/{prefix}: HTTP {status}: {v}",
+                    self.bucket
+                ));
             }
             for item in v["items"].as_array().into_iter().flatten() {
                 out.push(ObjectInfo {
                     name: item["name"].as_str().unwrap_or_default().to_owned(),
-                    size: item["size"].as_str().and_then(|s| s.parse().ok()).unwrap_or(0),
+                    size: item["size"]
+                        .as_str()
+                        .and_then(|s| s.parse().ok())
+                        .unwrap_or(0),
                 });
             }
             match v["nextPageToken"].as_str() {
@@ -94,17 +111,31 @@ impl Storage {
 
     /// Streams `object` from byte `offset` on.
     pub async fn read_from(&self, object: &str, offset: u64) -> anyhow::Result<ObjectReader> {
-        let inner = self
+        let result = self
             .client
             .read_object(self.bucket_path(), object)
             .set_read_range(ReadRange::offset(offset))
             .send()
-            .await
-            .map_err(|e| anyhow!("reading gs://{}/{object} from {offset}: {e}", self.bucket))?;
-        Ok(ObjectReader { inner })
+            .await;
+        match result {
+            Ok(inner) => Ok(ObjectReader { inner: Some(inner) }),
+            // 416 Range Not Satisfiable: `offset` is the object's size (a checkpoint at its very end).
+            Err(e) if offset > 0 && e.http_status_code() == Some(416) => {
+                Ok(ObjectReader { inner: None })
+            }
+            Err(e) => Err(anyhow!(
+                "reading gs://{}/{object} from {offset}: {e}",
+                self.bucket
+            )),
+        }
     }
 
-    pub async fn write(&self, object: &str, data: Vec<u8>, content_type: &str) -> anyhow::Result<()> {
+    pub async fn write(
+        &self,
+        object: &str,
+        data: Vec<u8>,
+        content_type: &str,
+    ) -> anyhow::Result<()> {
         self.client
             .write_object(self.bucket_path(), object, bytes::Bytes::from(data))
             .set_content_type(content_type)

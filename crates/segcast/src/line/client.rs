@@ -59,7 +59,11 @@ impl LineClient {
         Ok(Self::with_tokens(settings, http, tokens))
     }
 
-    pub fn with_tokens(settings: &LineSettings, http: reqwest::Client, tokens: TokenProvider) -> Self {
+    pub fn with_tokens(
+        settings: &LineSettings,
+        http: reqwest::Client,
+        tokens: TokenProvider,
+    ) -> Self {
         Self {
             http,
             base_url: settings.base_url.trim_end_matches('/').to_owned(),
@@ -77,17 +81,33 @@ impl LineClient {
     }
 
     /// Sends one request (waiting for the rate limiter first). A 401 refreshes the token and retries once.
-    pub async fn send(&self, channel: &ChannelId, endpoint: Endpoint, body: &Value, retry_key: uuid::Uuid) -> SendOutcome {
+    pub async fn send(
+        &self,
+        channel: &ChannelId,
+        endpoint: Endpoint,
+        body: &Value,
+        retry_key: uuid::Uuid,
+    ) -> SendOutcome {
         let mut refreshed = false;
         loop {
             let token = match self.tokens.token(channel).await {
                 Ok(t) => t,
-                Err(e) => return SendOutcome::Unknown { detail: format!("no access token: {e:#}") },
+                Err(e) => {
+                    return SendOutcome::Unknown {
+                        detail: format!("no access token: {e:#}"),
+                    };
+                }
             };
-            self.limiter.acquire(channel.as_str(), endpoint.as_str(), self.rate(endpoint)).await;
+            self.limiter
+                .acquire(channel.as_str(), endpoint.as_str(), self.rate(endpoint))
+                .await;
             let resp = self
                 .http
-                .post(format!("{}/v2/bot/message/{}", self.base_url, endpoint.as_str()))
+                .post(format!(
+                    "{}/v2/bot/message/{}",
+                    self.base_url,
+                    endpoint.as_str()
+                ))
                 .bearer_auth(token.expose())
                 .header("X-Line-Retry-Key", retry_key.to_string())
                 .json(body)
@@ -95,10 +115,19 @@ impl LineClient {
                 .await;
             let resp = match resp {
                 Ok(r) => r,
-                Err(e) => return SendOutcome::Unknown { detail: describe(&e) },
+                Err(e) => {
+                    return SendOutcome::Unknown {
+                        detail: describe(&e),
+                    };
+                }
             };
             let status = resp.status().as_u16();
-            let header = |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+            let header = |name: &str| {
+                resp.headers()
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned)
+            };
             let request_id = header("x-line-request-id");
             let accepted_id = header("x-line-accepted-request-id");
             let text = resp.text().await.unwrap_or_default();
@@ -109,46 +138,78 @@ impl LineClient {
             match status {
                 200..=299 => return SendOutcome::Accepted { request_id },
                 409 if accepted_id.is_some() => {
-                    return SendOutcome::AlreadyAccepted { request_id: accepted_id.unwrap_or_default() };
+                    return SendOutcome::AlreadyAccepted {
+                        request_id: accepted_id.unwrap_or_default(),
+                    };
                 }
                 401 if !refreshed => {
                     refreshed = true;
                     self.tokens.invalidate(channel, &token).await;
                 }
-                429 if message.contains("monthly limit") => return SendOutcome::QuotaExhausted { message },
+                429 if message.contains("monthly limit") => {
+                    return SendOutcome::QuotaExhausted { message };
+                }
                 429 => {
-                    self.limiter.back_off(channel.as_str(), endpoint.as_str(), Duration::from_millis(1000));
+                    self.limiter.back_off(
+                        channel.as_str(),
+                        endpoint.as_str(),
+                        Duration::from_millis(1000),
+                    );
                     return SendOutcome::RateLimited;
                 }
-                500..=599 => return SendOutcome::Unknown { detail: format!("HTTP {status}: {message}") },
+                500..=599 => {
+                    return SendOutcome::Unknown {
+                        detail: format!("HTTP {status}: {message}"),
+                    };
+                }
                 _ => return SendOutcome::Rejected { status, message },
             }
         }
     }
 
     /// Dry run: asks LINE whether `messages` are valid for `endpoint`, sending nothing.
-    pub async fn validate(&self, channel: &ChannelId, endpoint: Endpoint, messages: &[Value]) -> SendOutcome {
+    pub async fn validate(
+        &self,
+        channel: &ChannelId,
+        endpoint: Endpoint,
+        messages: &[Value],
+    ) -> SendOutcome {
         let token = match self.tokens.token(channel).await {
             Ok(t) => t,
-            Err(e) => return SendOutcome::Unknown { detail: format!("no access token: {e:#}") },
+            Err(e) => {
+                return SendOutcome::Unknown {
+                    detail: format!("no access token: {e:#}"),
+                };
+            }
         };
         let resp = self
             .http
-            .post(format!("{}/v2/bot/message/validate/{}", self.base_url, endpoint.as_str()))
+            .post(format!(
+                "{}/v2/bot/message/validate/{}",
+                self.base_url,
+                endpoint.as_str()
+            ))
             .bearer_auth(token.expose())
             .json(&serde_json::json!({ "messages": messages }))
             .send()
             .await;
         match resp {
-            Err(e) => SendOutcome::Unknown { detail: describe(&e) },
+            Err(e) => SendOutcome::Unknown {
+                detail: describe(&e),
+            },
             Ok(r) if r.status().is_success() => SendOutcome::Accepted { request_id: None },
             Ok(r) => {
                 let status = r.status().as_u16();
                 let text = r.text().await.unwrap_or_default();
                 if status >= 500 {
-                    SendOutcome::Unknown { detail: format!("HTTP {status}") }
+                    SendOutcome::Unknown {
+                        detail: format!("HTTP {status}"),
+                    }
                 } else {
-                    SendOutcome::Rejected { status, message: text.chars().take(500).collect() }
+                    SendOutcome::Rejected {
+                        status,
+                        message: text.chars().take(500).collect(),
+                    }
                 }
             }
         }

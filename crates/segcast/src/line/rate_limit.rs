@@ -29,9 +29,10 @@ impl RateLimiter {
             let mut map = self.inner.lock().expect("rate limiter");
             let interval = Duration::from_secs_f64(1.0 / f64::from(per_second.max(1)));
             let now = Instant::now();
-            let slot = map
-                .entry((channel.to_owned(), endpoint))
-                .or_insert(Slot { interval, next: now });
+            let slot = map.entry((channel.to_owned(), endpoint)).or_insert(Slot {
+                interval,
+                next: now,
+            });
             slot.interval = interval;
             let at = slot.next.max(now);
             slot.next = at + interval;
@@ -67,8 +68,14 @@ mod tests {
         assert!(times.last().unwrap() <= &Duration::from_millis(2500));
         // ...and no one-second window holds more than 100.
         for (i, t) in times.iter().enumerate() {
-            let in_window = times[i..].iter().take_while(|u| **u < *t + Duration::from_secs(1)).count();
-            assert!(in_window <= 100, "{in_window} requests in the second after {t:?}");
+            let in_window = times[i..]
+                .iter()
+                .take_while(|u| **u < *t + Duration::from_secs(1))
+                .count();
+            assert!(
+                in_window <= 100,
+                "{in_window} requests in the second after {t:?}"
+            );
         }
     }
 

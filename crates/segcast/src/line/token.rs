@@ -38,14 +38,26 @@ impl TokenProvider {
         Self::from_vars(http, base_url, std::env::vars())
     }
 
-    pub fn from_vars(http: reqwest::Client, base_url: &str, vars: impl IntoIterator<Item = (String, String)>) -> Self {
+    pub fn from_vars(
+        http: reqwest::Client,
+        base_url: &str,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Self {
         let vars: HashMap<String, String> = vars.into_iter().collect();
         let mut credentials = HashMap::new();
         for (k, v) in &vars {
-            let Some(rest) = k.strip_prefix("LINE_CHANNEL_") else { continue };
-            if let Some(id) = rest.strip_suffix("_SECRET").filter(|id| ChannelId::parse(id).is_ok()) {
+            let Some(rest) = k.strip_prefix("LINE_CHANNEL_") else {
+                continue;
+            };
+            if let Some(id) = rest
+                .strip_suffix("_SECRET")
+                .filter(|id| ChannelId::parse(id).is_ok())
+            {
                 credentials.insert(id.to_owned(), Credential::Secret(Secret::new(v.clone())));
-            } else if let Some(id) = rest.strip_suffix("_TOKEN").filter(|id| ChannelId::parse(id).is_ok()) {
+            } else if let Some(id) = rest
+                .strip_suffix("_TOKEN")
+                .filter(|id| ChannelId::parse(id).is_ok())
+            {
                 credentials.insert(id.to_owned(), Credential::LongLived(Secret::new(v.clone())));
             }
         }
@@ -70,16 +82,18 @@ impl TokenProvider {
 
     /// A valid access token for `channel`.
     pub async fn token(&self, channel: &ChannelId) -> anyhow::Result<Secret> {
-        let cred = self
-            .credentials
-            .get(channel.as_str())
-            .ok_or_else(|| anyhow!("no credentials for LINE channel {channel}: set LINE_CHANNEL_{channel}_SECRET"))?;
+        let cred = self.credentials.get(channel.as_str()).ok_or_else(|| {
+            anyhow!("no credentials for LINE channel {channel}: set LINE_CHANNEL_{channel}_SECRET")
+        })?;
         let secret = match cred {
             Credential::LongLived(t) => return Ok(t.clone()),
             Credential::Secret(s) => s,
         };
         let mut cache = self.cache.lock().await;
-        if let Some(c) = cache.get(channel.as_str()).filter(|c| c.refresh_at > Instant::now()) {
+        if let Some(c) = cache
+            .get(channel.as_str())
+            .filter(|c| c.refresh_at > Instant::now())
+        {
             return Ok(c.token.clone());
         }
         let resp = self
@@ -97,9 +111,13 @@ impl TokenProvider {
         let body: serde_json::Value = resp.json().await.unwrap_or_default();
         if !status.is_success() {
             // LINE's error body carries no secret; it is safe to report.
-            return Err(anyhow!("LINE refused a token for channel {channel}: HTTP {status}: {body}"));
+            return Err(anyhow!(
+                "LINE refused a token for channel {channel}: HTTP {status}: {body}"
+            ));
         }
-        let token = body["access_token"].as_str().ok_or_else(|| anyhow!("LINE token response without a token"))?;
+        let token = body["access_token"]
+            .as_str()
+            .ok_or_else(|| anyhow!("LINE token response without a token"))?;
         let expires_in = body["expires_in"].as_u64().unwrap_or(900);
         // Refresh a minute early (or halfway, for very short lifetimes).
         let lead = Duration::from_secs(60).min(Duration::from_secs(expires_in / 2));
@@ -114,7 +132,10 @@ impl TokenProvider {
     /// LINE said 401 to `token`: forget it so the next call issues a new one.
     pub async fn invalidate(&self, channel: &ChannelId, token: &Secret) {
         let mut cache = self.cache.lock().await;
-        if cache.get(channel.as_str()).is_some_and(|c| &c.token == token) {
+        if cache
+            .get(channel.as_str())
+            .is_some_and(|c| &c.token == token)
+        {
             cache.remove(channel.as_str());
         }
     }

@@ -22,10 +22,17 @@ pub async fn find_due(ds: &Datastore, now: OffsetDateTime) -> anyhow::Result<Vec
 }
 
 /// Claims `id` for `owner` until now + `lease`. `None` when someone else holds it or it needs no work.
-pub async fn claim(ds: &Datastore, id: &CampaignId, owner: &str, lease: Duration) -> anyhow::Result<Option<Campaign>> {
+pub async fn claim(
+    ds: &Datastore,
+    id: &CampaignId,
+    owner: &str,
+    lease: Duration,
+) -> anyhow::Result<Option<Campaign>> {
     ds.update::<Campaign, _>(id.as_str(), |current| {
         let now = OffsetDateTime::now_utc();
-        let Some(mut c) = current else { return Ok(None) };
+        let Some(mut c) = current else {
+            return Ok(None);
+        };
         if !c.needs_scheduler() || c.send_at > now || !c.lease_is_free(owner, now) {
             return Ok(None);
         }
@@ -33,7 +40,10 @@ pub async fn claim(ds: &Datastore, id: &CampaignId, owner: &str, lease: Duration
             c.transition(CampaignStatus::Extracting, None)?;
             c.started_at = Some(now);
         }
-        c.lease = Some(Lease { owner: owner.to_owned(), until: now + lease });
+        c.lease = Some(Lease {
+            owner: owner.to_owned(),
+            until: now + lease,
+        });
         Ok(Some(c))
     })
     .await
@@ -69,7 +79,9 @@ where
             refusal = None;
             let now = OffsetDateTime::now_utc();
             let Some(mut c) = current else {
-                refusal = Some(AdvanceError::Other(anyhow::anyhow!("campaign {id} disappeared")));
+                refusal = Some(AdvanceError::Other(anyhow::anyhow!(
+                    "campaign {id} disappeared"
+                )));
                 return Ok(None);
             };
             if c.lease.as_ref().is_none_or(|l| l.owner != owner) {
@@ -82,14 +94,19 @@ where
             }
             f(&mut c)?;
             c.updated_at = now;
-            c.lease = Some(Lease { owner: owner.to_owned(), until: now + lease });
+            c.lease = Some(Lease {
+                owner: owner.to_owned(),
+                until: now + lease,
+            });
             Ok(Some(c))
         })
         .await?;
     match (written, refusal) {
         (Some(c), _) => Ok(c),
         (None, Some(r)) => Err(r),
-        (None, None) => Err(AdvanceError::Other(anyhow::anyhow!("campaign {id} was not written"))),
+        (None, None) => Err(AdvanceError::Other(anyhow::anyhow!(
+            "campaign {id} was not written"
+        ))),
     }
 }
 

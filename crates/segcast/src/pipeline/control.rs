@@ -50,7 +50,10 @@ pub async fn schedule(ds: &Datastore, id: &CampaignId) -> anyhow::Result<Campaig
 }
 
 pub async fn pause(ds: &Datastore, id: &CampaignId, reason: &str) -> anyhow::Result<Campaign> {
-    change(ds, id, |c| c.transition(CampaignStatus::Paused, Some(reason.to_owned()))).await
+    change(ds, id, |c| {
+        c.transition(CampaignStatus::Paused, Some(reason.to_owned()))
+    })
+    .await
 }
 
 /// LINE said the channel's monthly quota is used up. Pausing twice (many handlers see it) is fine.
@@ -68,7 +71,9 @@ pub async fn pause_for_quota(ds: &Datastore, id: &CampaignId) -> anyhow::Result<
 /// Resumes a paused campaign where it was. Its parked batches are re-published by the scheduler.
 pub async fn resume(ds: &Datastore, id: &CampaignId) -> anyhow::Result<Campaign> {
     change(ds, id, |c| {
-        let back = c.paused_from.ok_or_else(|| anyhow!("campaign {} is {}, not paused", c.id, c.status))?;
+        let back = c
+            .paused_from
+            .ok_or_else(|| anyhow!("campaign {} is {}, not paused", c.id, c.status))?;
         c.transition(back, None)?;
         c.lease = None;
         c.next_check_at = None;
@@ -79,7 +84,11 @@ pub async fn resume(ds: &Datastore, id: &CampaignId) -> anyhow::Result<Campaign>
 
 /// Cancels a campaign. Batches still in Pub/Sub are settled as `failed/canceled` by the handlers; after
 /// `settle_after` (one ack deadline, so no push is still sending) the scheduler settles everything else.
-pub async fn cancel(ds: &Datastore, id: &CampaignId, settle_after: Duration) -> anyhow::Result<Campaign> {
+pub async fn cancel(
+    ds: &Datastore,
+    id: &CampaignId,
+    settle_after: Duration,
+) -> anyhow::Result<Campaign> {
     change(ds, id, |c| {
         let started = c.started_at.is_some();
         c.transition(CampaignStatus::Canceled, Some("canceled".into()))?;
@@ -97,5 +106,6 @@ pub async fn cancel(ds: &Datastore, id: &CampaignId, settle_after: Duration) -> 
 
 /// Parked batches of a campaign (paused while they arrived).
 pub async fn parked(ds: &Datastore, id: &CampaignId) -> anyhow::Result<Vec<ParkedBatch>> {
-    ds.query_eq("campaign_id", Indexed::Str(id.to_string())).await
+    ds.query_eq("campaign_id", Indexed::Str(id.to_string()))
+        .await
 }

@@ -45,13 +45,15 @@ struct Request {
 }
 
 enum Settled {
-    Row(DeliveryLogRow),
+    Row(Box<DeliveryLogRow>),
     Quota,
     Unknown(String),
 }
 
 fn now_rfc3339() -> String {
-    OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+    OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
 }
 
 /// A log row for `recipients` of `batch`. `key` names the request (its retry key) or the settlement.
@@ -108,7 +110,8 @@ fn requests(batch: &Batch) -> Vec<Request> {
             })
             .collect(),
         DeliveryMode::Push => {
-            let messages = crate::domain::Messages::parse(&Value::Array(batch.messages.clone())).ok();
+            let messages =
+                crate::domain::Messages::parse(&Value::Array(batch.messages.clone())).ok();
             batch
                 .recipients
                 .iter()
@@ -134,15 +137,22 @@ fn requests(batch: &Batch) -> Vec<Request> {
     }
 }
 
-async fn send_until_definite(line: &LineClient, batch: &Batch, req: Request, deadline: Instant) -> Settled {
+async fn send_until_definite(
+    line: &LineClient,
+    batch: &Batch,
+    req: Request,
+    deadline: Instant,
+) -> Settled {
     let key = batch.retry_key(&req.part);
     let key_s = key.to_string();
     let mut attempt: u32 = 0;
     loop {
         attempt += 1;
-        let outcome = line.send(&batch.channel_id, req.endpoint, &req.body, key).await;
+        let outcome = line
+            .send(&batch.channel_id, req.endpoint, &req.body, key)
+            .await;
         let row = |outcome, reason, status, request_id, detail| {
-            Settled::Row(log_row(
+            Settled::Row(Box::new(log_row(
                 batch,
                 req.endpoint.as_str(),
                 &key_s,
@@ -153,56 +163,125 @@ async fn send_until_definite(line: &LineClient, batch: &Batch, req: Request, dea
                 status,
                 request_id,
                 detail,
-            ))
+            )))
         };
-        let wait = Duration::from_millis((100 * 2u64.pow(attempt.min(6))).min(3_000) + rand::random::<u64>() % 100);
+        let wait = Duration::from_millis(
+            (100 * 2u64.pow(attempt.min(6))).min(3_000) + rand::random::<u64>() % 100,
+        );
         let out_of_time = Instant::now() + wait >= deadline;
         match outcome {
-            SendOutcome::Accepted { request_id } => return row(Outcome::Delivered, None, Some(200), request_id, None),
+            SendOutcome::Accepted { request_id } => {
+                return row(Outcome::Delivered, None, Some(200), request_id, None);
+            }
             SendOutcome::AlreadyAccepted { request_id } => {
-                return row(Outcome::Delivered, None, Some(409), Some(request_id), Some("retry key already accepted".into()));
+                return row(
+                    Outcome::Delivered,
+                    None,
+                    Some(409),
+                    Some(request_id),
+                    Some("retry key already accepted".into()),
+                );
             }
             SendOutcome::Rejected { status, message } => {
-                return row(Outcome::Failed, Some(FailureReason::LineRejected), Some(i64::from(status)), None, Some(message));
+                return row(
+                    Outcome::Failed,
+                    Some(FailureReason::LineRejected),
+                    Some(i64::from(status)),
+                    None,
+                    Some(message),
+                );
             }
             SendOutcome::QuotaExhausted { .. } => return Settled::Quota,
             SendOutcome::RateLimited if out_of_time => {
                 // A 429 is a definite "not accepted": the next diff-retry round may send it with a new key.
-                return row(Outcome::Retryable, Some(FailureReason::RateLimited), Some(429), None, None);
+                return row(
+                    Outcome::Retryable,
+                    Some(FailureReason::RateLimited),
+                    Some(429),
+                    None,
+                    None,
+                );
             }
             SendOutcome::Unknown { detail } if out_of_time => return Settled::Unknown(detail),
-            SendOutcome::RateLimited | SendOutcome::Unknown { .. } => tokio::time::sleep(wait).await,
+            SendOutcome::RateLimited | SendOutcome::Unknown { .. } => {
+                tokio::time::sleep(wait).await
+            }
         }
     }
 }
 
 /// Handles one batch. `last_attempt` is set for batches arriving from the dead-letter topic: what is still
 /// unknown then is settled as `failed/outcome_unknown` (reported, never re-sent with a new key).
-pub async fn handle(ctx: &Ctx, line: &LineClient, batch: Batch, last_attempt: bool) -> anyhow::Result<Disposition> {
+pub async fn handle(
+    ctx: &Ctx,
+    line: &LineClient,
+    batch: Batch,
+    last_attempt: bool,
+) -> anyhow::Result<Disposition> {
     let ds = &ctx.gcp.datastore;
     if ds.get::<BatchDone>(batch.id.as_str()).await?.is_some() {
         return Ok(Disposition::Ack("already done"));
     }
     let Some(campaign) = ds.get::<Campaign>(batch.campaign_id.as_str()).await? else {
-        anyhow::bail!("batch {} names campaign {}, which does not exist", batch.id, batch.campaign_id);
+        anyhow::bail!(
+            "batch {} names campaign {}, which does not exist",
+            batch.id,
+            batch.campaign_id
+        );
     };
-    let all: Vec<String> = batch.recipients.iter().map(|r| r.user_id.to_string()).collect();
+    let all: Vec<String> = batch
+        .recipients
+        .iter()
+        .map(|r| r.user_id.to_string())
+        .collect();
     let rows = match campaign.status {
         CampaignStatus::Paused => {
-            ds.upsert(&ParkedBatch { batch: batch.clone() }).await?;
+            ds.upsert(&ParkedBatch {
+                batch: batch.clone(),
+            })
+            .await?;
             tracing::info!(batch = %batch.id, "campaign paused: batch parked until it resumes");
             return Ok(Disposition::Ack("parked"));
         }
         CampaignStatus::Canceled | CampaignStatus::Failed | CampaignStatus::Completed => {
             let key = format!("{}:settled", batch.id);
-            vec![log_row(&batch, "none", &key, None, all, Outcome::Failed, Some(FailureReason::Canceled), None, None, None)]
+            vec![log_row(
+                &batch,
+                "none",
+                &key,
+                None,
+                all,
+                Outcome::Failed,
+                Some(FailureReason::Canceled),
+                None,
+                None,
+                None,
+            )]
         }
         _ if batch.dry_run => {
-            let endpoint = if batch.mode == DeliveryMode::Push { Endpoint::Push } else { Endpoint::Multicast };
+            let endpoint = if batch.mode == DeliveryMode::Push {
+                Endpoint::Push
+            } else {
+                Endpoint::Multicast
+            };
             let key = format!("{}:validate", batch.id);
-            match line.validate(&batch.channel_id, endpoint, &batch.messages).await {
+            match line
+                .validate(&batch.channel_id, endpoint, &batch.messages)
+                .await
+            {
                 SendOutcome::Accepted { .. } => {
-                    vec![log_row(&batch, "validate", &key, None, all, Outcome::Validated, None, Some(200), None, None)]
+                    vec![log_row(
+                        &batch,
+                        "validate",
+                        &key,
+                        None,
+                        all,
+                        Outcome::Validated,
+                        None,
+                        Some(200),
+                        None,
+                        None,
+                    )]
                 }
                 SendOutcome::Rejected { status, message } => vec![log_row(
                     &batch,
@@ -225,7 +304,12 @@ pub async fn handle(ctx: &Ctx, line: &LineClient, batch: Batch, last_attempt: bo
     Ok(Disposition::Ack("settled without sending"))
 }
 
-async fn send(ctx: &Ctx, line: &LineClient, batch: Batch, last_attempt: bool) -> anyhow::Result<Disposition> {
+async fn send(
+    ctx: &Ctx,
+    line: &LineClient,
+    batch: Batch,
+    last_attempt: bool,
+) -> anyhow::Result<Disposition> {
     let deadline = Instant::now() + ctx.settings.delivery.push_budget;
     let concurrency = ctx.settings.delivery.batch_concurrency;
     let settled: Vec<Settled> = futures::stream::iter(requests(&batch))
@@ -238,7 +322,7 @@ async fn send(ctx: &Ctx, line: &LineClient, batch: Batch, last_attempt: bool) ->
     let mut quota = false;
     for s in settled {
         match s {
-            Settled::Row(r) => rows.push(r),
+            Settled::Row(r) => rows.push(*r),
             Settled::Quota => quota = true,
             Settled::Unknown(d) => unknown.push(d),
         }
@@ -248,18 +332,29 @@ async fn send(ctx: &Ctx, line: &LineClient, batch: Batch, last_attempt: bool) ->
         // it then repeats the same keys, so the accepted requests come back as 409 (delivered), not twice.
         publish_rows(ctx, &rows).await?;
         super::control::pause_for_quota(&ctx.gcp.datastore, &batch.campaign_id).await?;
-        ctx.gcp.datastore.upsert(&ParkedBatch { batch: batch.clone() }).await?;
+        ctx.gcp
+            .datastore
+            .upsert(&ParkedBatch {
+                batch: batch.clone(),
+            })
+            .await?;
         tracing::warn!(batch = %batch.id, campaign = %batch.campaign_id, "LINE monthly quota exhausted: campaign paused");
         return Ok(Disposition::Ack("quota exhausted; parked"));
     }
     if !unknown.is_empty() && !last_attempt {
         publish_rows(ctx, &rows).await?;
-        return Ok(Disposition::Retry(format!("{} request(s) with unknown outcome: {}", unknown.len(), unknown[0])));
+        return Ok(Disposition::Retry(format!(
+            "{} request(s) with unknown outcome: {}",
+            unknown.len(),
+            unknown[0]
+        )));
     }
     if !unknown.is_empty() {
         // Dead-lettered: settle what is still unknown as failed, with the reason.
-        let done: std::collections::HashSet<String> =
-            rows.iter().flat_map(|r| r.recipients.iter().cloned()).collect();
+        let done: std::collections::HashSet<String> = rows
+            .iter()
+            .flat_map(|r| r.recipients.iter().cloned())
+            .collect();
         let left: Vec<String> = batch
             .recipients
             .iter()
@@ -285,14 +380,25 @@ async fn send(ctx: &Ctx, line: &LineClient, batch: Batch, last_attempt: bool) ->
 }
 
 async fn publish_rows(ctx: &Ctx, rows: &[DeliveryLogRow]) -> anyhow::Result<()> {
-    let data = rows.iter().map(serde_json::to_vec).collect::<Result<Vec<_>, _>>()?;
-    ctx.gcp.pubsub.publish_all(&ctx.settings.log_topic, data).await
+    let data = rows
+        .iter()
+        .map(serde_json::to_vec)
+        .collect::<Result<Vec<_>, _>>()?;
+    ctx.gcp
+        .pubsub
+        .publish_all(&ctx.settings.log_topic, data)
+        .await
 }
 
 /// Logs the outcomes (before the ack), then marks the batch done.
 async fn finish(ctx: &Ctx, batch: &Batch, rows: Vec<DeliveryLogRow>) -> anyhow::Result<()> {
     publish_rows(ctx, &rows).await?;
-    let count = |o: Outcome| rows.iter().filter(|r| r.outcome == o).map(|r| r.recipient_count as u64).sum::<u64>();
+    let count = |o: Outcome| {
+        rows.iter()
+            .filter(|r| r.outcome == o)
+            .map(|r| r.recipient_count as u64)
+            .sum::<u64>()
+    };
     ctx.gcp
         .datastore
         .upsert(&BatchDone {

@@ -18,7 +18,7 @@ pub enum RoundState {
     /// Not every recipient of the round has a logged outcome yet.
     Waiting { settled: u64, expected: u64 },
     /// The campaign moved on (next round or completed).
-    Advanced(Campaign),
+    Advanced(Box<Campaign>),
 }
 
 /// Backoff before round `round` (2 s, 4 s, 8 s, ... at most 5 min).
@@ -26,46 +26,76 @@ pub fn round_backoff(round: u32) -> Duration {
     Duration::from_secs(2u64.saturating_pow(round.saturating_sub(1)).min(300))
 }
 
-pub async fn check(ctx: &Ctx, c: &Campaign, owner: &str, lease: Duration) -> Result<RoundState, AdvanceError> {
+pub async fn check(
+    ctx: &Ctx,
+    c: &Campaign,
+    owner: &str,
+    lease: Duration,
+) -> Result<RoundState, AdvanceError> {
     let bq = &ctx.gcp.bigquery;
     let values = [("dataset", ctx.dataset()), ("campaign", c.id.as_str())];
     let settled = bq
         .query_i64(
             &sql::ROUND_SETTLED.render(&values),
-            &[Param::Str("campaign", c.id.to_string()), Param::Int("round", i64::from(c.round))],
+            &[
+                Param::Str("campaign", c.id.to_string()),
+                Param::Int("round", i64::from(c.round)),
+            ],
             "settled",
         )
         .await? as u64;
     if settled < c.counts.round_targets {
-        return Ok(RoundState::Waiting { settled, expected: c.counts.round_targets });
+        return Ok(RoundState::Waiting {
+            settled,
+            expected: c.counts.round_targets,
+        });
     }
     let next = c.round + 1;
     let next_s = next.to_string();
     bq.execute(
-        &sql::DIFF_RETRY.render(&[("dataset", ctx.dataset()), ("campaign", c.id.as_str()), ("round", &next_s)]),
+        &sql::DIFF_RETRY.render(&[
+            ("dataset", ctx.dataset()),
+            ("campaign", c.id.as_str()),
+            ("round", &next_s),
+        ]),
         &[Param::Str("campaign", c.id.to_string())],
     )
     .await?;
     let table = format!("round_{}_{next}", c.id);
     let owed = bq
-        .query_i64(&format!("SELECT COUNT(*) AS owed FROM `{}.{table}`", ctx.dataset()), &[], "owed")
+        .query_i64(
+            &format!("SELECT COUNT(*) AS owed FROM `{}.{table}`", ctx.dataset()),
+            &[],
+            "owed",
+        )
         .await? as u64;
     let ds = &ctx.gcp.datastore;
     if owed == 0 {
         let counts = final_counts(ctx, c).await?;
         return Ok(RoundState::Advanced(
-            advance(ds, &c.id, owner, c.status, lease, |x| complete(x, counts.clone())).await?,
+            advance(ds, &c.id, owner, c.status, lease, |x| {
+                complete(x, counts.clone())
+            })
+            .await?
+            .into(),
         ));
     }
     if next > c.max_rounds {
         settle_remaining(ctx, c, FailureReason::RetriesExhausted).await?;
         let counts = final_counts(ctx, c).await?;
         return Ok(RoundState::Advanced(
-            advance(ds, &c.id, owner, c.status, lease, |x| complete(x, counts.clone())).await?,
+            advance(ds, &c.id, owner, c.status, lease, |x| {
+                complete(x, counts.clone())
+            })
+            .await?
+            .into(),
         ));
     }
     tracing::info!(campaign = %c.id, round = next, owed, "diff retry: next round");
-    let retrying = advance(ds, &c.id, owner, c.status, lease, |x| x.transition(CampaignStatus::Retrying, None)).await?;
+    let retrying = advance(ds, &c.id, owner, c.status, lease, |x| {
+        x.transition(CampaignStatus::Retrying, None)
+    })
+    .await?;
     let files = super::extract::export_round(ctx, &retrying, next, &table).await?;
     let c = advance(ds, &c.id, owner, CampaignStatus::Retrying, lease, |x| {
         x.round = next;
@@ -76,11 +106,15 @@ pub async fn check(ctx: &Ctx, c: &Campaign, owner: &str, lease: Duration) -> Res
         x.transition(CampaignStatus::FanningOut, None)
     })
     .await?;
-    Ok(RoundState::Advanced(c))
+    Ok(RoundState::Advanced(Box::new(c)))
 }
 
 fn complete(c: &mut Campaign, counts: CampaignCounts) -> anyhow::Result<()> {
-    c.counts = CampaignCounts { round_targets: c.counts.round_targets, round_batches: c.counts.round_batches, ..counts };
+    c.counts = CampaignCounts {
+        round_targets: c.counts.round_targets,
+        round_batches: c.counts.round_batches,
+        ..counts
+    };
     c.completed_at = Some(OffsetDateTime::now_utc());
     if c.status != CampaignStatus::Canceled {
         c.transition(CampaignStatus::Completed, None)?;
@@ -89,7 +123,11 @@ fn complete(c: &mut Campaign, counts: CampaignCounts) -> anyhow::Result<()> {
 }
 
 /// Logs every recipient still owed as failed with `reason`.
-pub async fn settle_remaining(ctx: &Ctx, c: &Campaign, reason: FailureReason) -> anyhow::Result<()> {
+pub async fn settle_remaining(
+    ctx: &Ctx,
+    c: &Campaign,
+    reason: FailureReason,
+) -> anyhow::Result<()> {
     let values = [("dataset", ctx.dataset()), ("campaign", c.id.as_str())];
     ctx.gcp
         .bigquery
@@ -115,7 +153,11 @@ pub async fn final_counts(ctx: &Ctx, c: &Campaign) -> anyhow::Result<CampaignCou
             &[Param::Str("campaign", c.id.to_string())],
         )
         .await?;
-    let mut counts = CampaignCounts { targeted: c.counts.targeted, invalid: c.counts.invalid, ..Default::default() };
+    let mut counts = CampaignCounts {
+        targeted: c.counts.targeted,
+        invalid: c.counts.invalid,
+        ..Default::default()
+    };
     for row in rows {
         let outcome: String = row.get("outcome").map_err(|e| anyhow!("{e}"))?;
         let reason: String = row.get("reason").map_err(|e| anyhow!("{e}"))?;
@@ -124,7 +166,10 @@ pub async fn final_counts(ctx: &Ctx, c: &Campaign) -> anyhow::Result<CampaignCou
             "delivered" | "validated" => counts.delivered += n as u64,
             _ => {
                 counts.failed += n as u64;
-                *counts.failed_by_reason.entry(if reason.is_empty() { outcome } else { reason }).or_default() += n as u64;
+                *counts
+                    .failed_by_reason
+                    .entry(if reason.is_empty() { outcome } else { reason })
+                    .or_default() += n as u64;
             }
         }
     }

@@ -13,7 +13,12 @@ use anyhow::{Context, anyhow};
 use std::time::Duration;
 
 /// Exports `round_table` as round `round` of `campaign` and returns the exported object names, in order.
-pub async fn export_round(ctx: &Ctx, campaign: &Campaign, round: u32, round_table: &str) -> anyhow::Result<Vec<String>> {
+pub async fn export_round(
+    ctx: &Ctx,
+    campaign: &Campaign,
+    round: u32,
+    round_table: &str,
+) -> anyhow::Result<Vec<String>> {
     let round_s = round.to_string();
     let stmt = sql::EXPORT_ROUND.render(&[
         ("dataset", ctx.dataset()),
@@ -22,23 +27,43 @@ pub async fn export_round(ctx: &Ctx, campaign: &Campaign, round: u32, round_tabl
         ("bucket", &ctx.settings.bucket),
         ("round_table", round_table),
     ]);
-    ctx.gcp.bigquery.execute(&stmt, &[]).await.context("exporting the round's recipients")?;
+    ctx.gcp
+        .bigquery
+        .execute(&stmt, &[])
+        .await
+        .context("exporting the round's recipients")?;
     let prefix = format!("campaigns/{}/round-{round}/", campaign.id);
     let files = ctx.gcp.storage.list(&prefix).await?;
     Ok(files.into_iter().map(|f| f.name).collect())
 }
 
 /// Runs the extraction of a campaign in `extracting` and moves it to `fanning_out`.
-pub async fn run(ctx: &Ctx, campaign: &Campaign, owner: &str, lease: Duration) -> Result<Campaign, AdvanceError> {
+pub async fn run(
+    ctx: &Ctx,
+    campaign: &Campaign,
+    owner: &str,
+    lease: Duration,
+) -> Result<Campaign, AdvanceError> {
     let segment: Segment = ctx
         .gcp
         .datastore
         .get(campaign.segment_id.as_str())
         .await?
-        .ok_or_else(|| anyhow!("segment {} of campaign {} does not exist", campaign.segment_id, campaign.id))?;
-    let segment_sql = Segment::parse_sql(&segment.sql).map_err(|e| anyhow!("segment {}: {e}", segment.id))?;
+        .ok_or_else(|| {
+            anyhow!(
+                "segment {} of campaign {} does not exist",
+                campaign.segment_id,
+                campaign.id
+            )
+        })?;
+    let segment_sql =
+        Segment::parse_sql(&segment.sql).map_err(|e| anyhow!("segment {}: {e}", segment.id))?;
     let bq = &ctx.gcp.bigquery;
-    let values = [("dataset", ctx.dataset()), ("campaign", campaign.id.as_str()), ("segment_sql", segment_sql.as_str())];
+    let values = [
+        ("dataset", ctx.dataset()),
+        ("campaign", campaign.id.as_str()),
+        ("segment_sql", segment_sql.as_str()),
+    ];
     let params = [
         Param::Str("campaign", campaign.id.to_string()),
         Param::Str("channel", campaign.channel_id.to_string()),
@@ -49,19 +74,34 @@ pub async fn run(ctx: &Ctx, campaign: &Campaign, owner: &str, lease: Duration) -
     bq.execute(&sql::LOG_INVALID_TARGETS.render(&values), &params)
         .await
         .context("logging invalid user IDs")?;
-    let rows = bq.query(&sql::COUNT_TARGETS.render(&values), &params[..1]).await?;
+    let rows = bq
+        .query(&sql::COUNT_TARGETS.render(&values), &params[..1])
+        .await?;
     let row = rows.first().ok_or_else(|| anyhow!("no counts"))?;
-    let valid: i64 = row.get::<Option<i64>>("valid_targets").map_err(|e| anyhow!("{e}"))?.unwrap_or(0);
-    let invalid: i64 = row.get::<Option<i64>>("invalid_targets").map_err(|e| anyhow!("{e}"))?.unwrap_or(0);
+    let valid: i64 = row
+        .get::<Option<i64>>("valid_targets")
+        .map_err(|e| anyhow!("{e}"))?
+        .unwrap_or(0);
+    let invalid: i64 = row
+        .get::<Option<i64>>("invalid_targets")
+        .map_err(|e| anyhow!("{e}"))?
+        .unwrap_or(0);
     let files = export_round(ctx, campaign, 1, &format!("targets_{}", campaign.id)).await?;
     tracing::info!(campaign = %campaign.id, valid, invalid, files = files.len(), "segment extracted and exported");
-    advance(&ctx.gcp.datastore, &campaign.id, owner, CampaignStatus::Extracting, lease, |c| {
-        c.counts.targeted = (valid + invalid) as u64;
-        c.counts.invalid = invalid as u64;
-        c.counts.round_targets = valid as u64;
-        c.round = 1;
-        c.round_files = files.clone();
-        c.transition(CampaignStatus::FanningOut, None)
-    })
+    advance(
+        &ctx.gcp.datastore,
+        &campaign.id,
+        owner,
+        CampaignStatus::Extracting,
+        lease,
+        |c| {
+            c.counts.targeted = (valid + invalid) as u64;
+            c.counts.invalid = invalid as u64;
+            c.counts.round_targets = valid as u64;
+            c.round = 1;
+            c.round_files = files.clone();
+            c.transition(CampaignStatus::FanningOut, None)
+        },
+    )
     .await
 }

@@ -22,7 +22,7 @@ pub const CHECKPOINT_EVERY: u64 = 50;
 
 pub enum FanoutResult {
     /// Every batch of the round is published; the campaign is `delivering`.
-    Completed(Campaign),
+    Completed(Box<Campaign>),
     /// The time budget ran out; the checkpoint holds the position.
     Yielded,
 }
@@ -43,7 +43,10 @@ impl Pending {
 fn parse_line(line: &[u8], mode: DeliveryMode) -> anyhow::Result<Recipient> {
     let mut obj: serde_json::Map<String, serde_json::Value> =
         serde_json::from_slice(line).context("an exported line is not a JSON object")?;
-    let raw = obj.remove("user_id").and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+    let raw = obj
+        .remove("user_id")
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
     let user_id = UserId::parse(&raw).map_err(|e| anyhow!("exported target: {e}"))?;
     let attrs = match mode {
         DeliveryMode::Push => Some(obj),
@@ -61,15 +64,22 @@ pub async fn run(
 ) -> Result<FanoutResult, AdvanceError> {
     let ds = &ctx.gcp.datastore;
     let key = FanoutCheckpoint::key_for(&campaign.id, campaign.round);
-    let mut ckpt: FanoutCheckpoint = ds
-        .get(&key)
-        .await?
-        .unwrap_or(FanoutCheckpoint { key: key.clone(), ..Default::default() });
-    let content: Content = ds
-        .get(campaign.content_id.as_str())
-        .await?
-        .ok_or_else(|| anyhow!("content {} of campaign {} does not exist", campaign.content_id, campaign.id))?;
-    let mode = if content.messages.is_personalized() { DeliveryMode::Push } else { DeliveryMode::Multicast };
+    let mut ckpt: FanoutCheckpoint = ds.get(&key).await?.unwrap_or(FanoutCheckpoint {
+        key: key.clone(),
+        ..Default::default()
+    });
+    let content: Content = ds.get(campaign.content_id.as_str()).await?.ok_or_else(|| {
+        anyhow!(
+            "content {} of campaign {} does not exist",
+            campaign.content_id,
+            campaign.id
+        )
+    })?;
+    let mode = if content.messages.is_personalized() {
+        DeliveryMode::Push
+    } else {
+        DeliveryMode::Multicast
+    };
     let batch_size = match mode {
         DeliveryMode::Multicast => ctx.settings.delivery.multicast_batch,
         DeliveryMode::Push => ctx.settings.delivery.push_batch,
@@ -77,10 +87,17 @@ pub async fn run(
     let topics = ctx.settings.delivery_topics;
     let mut publishers = Vec::with_capacity(topics);
     for i in 0..topics {
-        publishers.push(ctx.gcp.pubsub.publisher(&ctx.settings.delivery_topic(i)).await?);
+        publishers.push(
+            ctx.gcp
+                .pubsub
+                .publisher(&ctx.settings.delivery_topic(i))
+                .await?,
+        );
     }
     let messages = content.messages.as_slice().to_vec();
-    let mut pending = Pending { futures: Vec::new() };
+    let mut pending = Pending {
+        futures: Vec::new(),
+    };
 
     while !ckpt.done && ckpt.file < campaign.round_files.len() {
         let file = ckpt.file;
@@ -130,7 +147,9 @@ pub async fn run(
                     if recipients.is_empty() {
                         batch_start_line = line_no;
                     }
-                    recipients.push(parse_line(l, mode).with_context(|| format!("{object} line {line_no}"))?);
+                    recipients.push(
+                        parse_line(l, mode).with_context(|| format!("{object} line {line_no}"))?,
+                    );
                 }
                 line_no += 1;
             }
@@ -148,13 +167,17 @@ pub async fn run(
                 let n = batch.recipients.len() as u64;
                 let data = serde_json::to_vec(&batch).context("encoding a batch")?;
                 let topic = (ckpt.batches % topics as u64) as usize;
-                pending.futures.push(publishers[topic].publish(
-                    Message::new().set_data(data).set_attributes([("batch_id", batch.id.to_string())]),
-                ));
+                pending.futures.push(
+                    publishers[topic].publish(
+                        Message::new()
+                            .set_data(data)
+                            .set_attributes([("batch_id", batch.id.to_string())]),
+                    ),
+                );
                 ckpt.batches += 1;
                 ckpt.recipients += n;
                 // A checkpoint sits on a batch boundary: the next batch starts at the next line.
-                if ckpt.batches % CHECKPOINT_EVERY == 0 || at_end {
+                if ckpt.batches.is_multiple_of(CHECKPOINT_EVERY) || at_end {
                     pending.wait().await?;
                     if at_end {
                         ckpt.file = file + 1;
@@ -165,7 +188,15 @@ pub async fn run(
                         ckpt.line = line_no;
                     }
                     ds.upsert(&ckpt).await?;
-                    advance(ds, &campaign.id, owner, CampaignStatus::FanningOut, lease, |_| Ok(())).await?;
+                    advance(
+                        ds,
+                        &campaign.id,
+                        owner,
+                        CampaignStatus::FanningOut,
+                        lease,
+                        |_| Ok(()),
+                    )
+                    .await?;
                     if Instant::now() >= deadline && !at_end {
                         tracing::info!(campaign = %campaign.id, batches = ckpt.batches, "fan-out yields at its time budget");
                         return Ok(FanoutResult::Yielded);
@@ -190,10 +221,17 @@ pub async fn run(
     let recipients = ckpt.recipients;
     let batches = ckpt.batches;
     tracing::info!(campaign = %campaign.id, round = campaign.round, batches, recipients, "fan-out complete");
-    let c = advance(ds, &campaign.id, owner, CampaignStatus::FanningOut, lease, |c| {
-        c.counts.round_batches = batches;
-        c.transition(CampaignStatus::Delivering, None)
-    })
+    let c = advance(
+        ds,
+        &campaign.id,
+        owner,
+        CampaignStatus::FanningOut,
+        lease,
+        |c| {
+            c.counts.round_batches = batches;
+            c.transition(CampaignStatus::Delivering, None)
+        },
+    )
     .await?;
-    Ok(FanoutResult::Completed(c))
+    Ok(FanoutResult::Completed(Box::new(c)))
 }

@@ -36,7 +36,10 @@ pub struct Ctx {
 impl Ctx {
     pub async fn connect(settings: Settings) -> anyhow::Result<Self> {
         let gcp = Gcp::connect(&settings).await?;
-        Ok(Self { settings: Arc::new(settings), gcp })
+        Ok(Self {
+            settings: Arc::new(settings),
+            gcp,
+        })
     }
 
     /// `dataset` placeholder value for [`crate::sql`].

@@ -14,9 +14,14 @@ pub const MAX_DELIVERY_ATTEMPTS: i32 = 15;
 
 pub async fn bigquery(ctx: &Ctx) -> anyhow::Result<()> {
     let bq = &ctx.gcp.bigquery;
-    bq.execute(&format!("CREATE SCHEMA IF NOT EXISTS `{}`", ctx.dataset()), &[]).await?;
+    bq.execute(
+        &format!("CREATE SCHEMA IF NOT EXISTS `{}`", ctx.dataset()),
+        &[],
+    )
+    .await?;
     for ddl in sql::DDL {
-        bq.execute(&ddl.render(&[("dataset", ctx.dataset())]), &[]).await?;
+        bq.execute(&ddl.render(&[("dataset", ctx.dataset())]), &[])
+            .await?;
     }
     Ok(())
 }
@@ -25,15 +30,25 @@ pub async fn bigquery(ctx: &Ctx) -> anyhow::Result<()> {
 pub async fn pubsub(ctx: &Ctx, handler_url: &str) -> anyhow::Result<()> {
     let s = &ctx.settings;
     let ps = &ctx.gcp.pubsub;
-    let auth = match (&s.delivery.push_service_account, &s.delivery.push_audience, &s.delivery.push_token) {
-        (Some(sa), Some(aud), _) => PushAuth::Oidc { service_account: sa.clone(), audience: aud.clone() },
+    let auth = match (
+        &s.delivery.push_service_account,
+        &s.delivery.push_audience,
+        &s.delivery.push_token,
+    ) {
+        (Some(sa), Some(aud), _) => PushAuth::Oidc {
+            service_account: sa.clone(),
+            audience: aud.clone(),
+        },
         (_, _, Some(token)) => PushAuth::SharedToken(token.clone()),
-        _ => anyhow::bail!("set SEGCAST_PUSH_TOKEN (local) or SEGCAST_PUSH_SERVICE_ACCOUNT and SEGCAST_PUSH_AUDIENCE"),
+        _ => anyhow::bail!(
+            "set SEGCAST_PUSH_TOKEN (local) or SEGCAST_PUSH_SERVICE_ACCOUNT and SEGCAST_PUSH_AUDIENCE"
+        ),
     };
     let dlt = s.dead_letter_topic();
     ps.ensure_topic(&dlt).await?;
     ps.ensure_topic(&s.log_topic).await?;
-    ps.ensure_pull_subscription(&s.log_subscription(), &s.log_topic, Duration::from_secs(60)).await?;
+    ps.ensure_pull_subscription(&s.log_subscription(), &s.log_topic, Duration::from_secs(60))
+        .await?;
     ps.ensure_push_subscription(&PushSubscription {
         name: format!("{dlt}-push"),
         topic: dlt.clone(),

@@ -46,10 +46,16 @@ pub struct TickReport {
 pub async fn tick(ctx: &Ctx, opts: &TickOptions) -> anyhow::Result<TickReport> {
     let deadline = Instant::now() + opts.budget;
     let due = claim::find_due(&ctx.gcp.datastore, OffsetDateTime::now_utc()).await?;
-    let mut report = TickReport { due: due.len(), ..Default::default() };
+    let mut report = TickReport {
+        due: due.len(),
+        ..Default::default()
+    };
     let mut tasks = Vec::new();
     for c in due {
-        let Some(c) = claim::claim(&ctx.gcp.datastore, &c.id, &opts.owner, opts.lease).await? else { continue };
+        let Some(c) = claim::claim(&ctx.gcp.datastore, &c.id, &opts.owner, opts.lease).await?
+        else {
+            continue;
+        };
         report.claimed.push(c.id.to_string());
         let (ctx, opts) = (ctx.clone(), opts.clone());
         tasks.push(tokio::spawn(async move {
@@ -72,14 +78,21 @@ pub async fn tick(ctx: &Ctx, opts: &TickOptions) -> anyhow::Result<TickReport> {
 }
 
 /// Drives one claimed campaign until it waits, ends, or the deadline passes.
-async fn drive(ctx: &Ctx, mut c: Campaign, opts: &TickOptions, deadline: Instant) -> anyhow::Result<()> {
+async fn drive(
+    ctx: &Ctx,
+    mut c: Campaign,
+    opts: &TickOptions,
+    deadline: Instant,
+) -> anyhow::Result<()> {
     let ds = &ctx.gcp.datastore;
     let (owner, lease) = (opts.owner.as_str(), opts.lease);
     loop {
         if Instant::now() >= deadline {
             return Ok(());
         }
-        if c.next_check_at.is_some_and(|t| t > OffsetDateTime::now_utc()) {
+        if c.next_check_at
+            .is_some_and(|t| t > OffsetDateTime::now_utc())
+        {
             return Ok(());
         }
         let step: Result<Campaign, AdvanceError> = match c.status {
@@ -87,7 +100,7 @@ async fn drive(ctx: &Ctx, mut c: Campaign, opts: &TickOptions, deadline: Instant
             CampaignStatus::FanningOut => {
                 republish_parked(ctx, &c).await?;
                 match fanout::run(ctx, &c, owner, lease, deadline).await {
-                    Ok(FanoutResult::Completed(c)) => Ok(c),
+                    Ok(FanoutResult::Completed(c)) => Ok(*c),
                     Ok(FanoutResult::Yielded) => return Ok(()),
                     Err(e) => Err(e),
                 }
@@ -95,7 +108,7 @@ async fn drive(ctx: &Ctx, mut c: Campaign, opts: &TickOptions, deadline: Instant
             CampaignStatus::Delivering | CampaignStatus::Retrying => {
                 republish_parked(ctx, &c).await?;
                 match diff_retry::check(ctx, &c, owner, lease).await {
-                    Ok(RoundState::Advanced(c)) => Ok(c),
+                    Ok(RoundState::Advanced(c)) => Ok(*c),
                     Ok(RoundState::Waiting { settled, expected }) => {
                         tracing::debug!(campaign = %c.id, settled, expected, "round in progress");
                         tokio::time::sleep(opts.poll).await;
@@ -141,9 +154,21 @@ async fn drive(ctx: &Ctx, mut c: Campaign, opts: &TickOptions, deadline: Instant
 async fn republish_parked(ctx: &Ctx, c: &Campaign) -> anyhow::Result<()> {
     let parked = control::parked(&ctx.gcp.datastore, &c.id).await?;
     for (i, p) in parked.iter().enumerate() {
-        let topic = ctx.settings.delivery_topic(i % ctx.settings.delivery_topics);
-        ctx.gcp.pubsub.publish(&topic, serde_json::to_vec(&p.batch)?, &[("batch_id", p.batch.id.to_string())]).await?;
-        ctx.gcp.datastore.delete::<crate::catalog::ParkedBatch>(p.batch.id.as_str()).await?;
+        let topic = ctx
+            .settings
+            .delivery_topic(i % ctx.settings.delivery_topics);
+        ctx.gcp
+            .pubsub
+            .publish(
+                &topic,
+                serde_json::to_vec(&p.batch)?,
+                &[("batch_id", p.batch.id.to_string())],
+            )
+            .await?;
+        ctx.gcp
+            .datastore
+            .delete::<crate::catalog::ParkedBatch>(p.batch.id.as_str())
+            .await?;
     }
     if !parked.is_empty() {
         tracing::info!(campaign = %c.id, batches = parked.len(), "re-published parked batches");

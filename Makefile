@@ -1,0 +1,33 @@
+# segcast: the two commands are `make demo` and `make test` (see README.md).
+SHELL := /bin/bash
+CARGO ?= cargo
+export CARGO_TERM_COLOR ?= never
+# Tests share one local stack per test binary; a few campaigns at a time keep 2 cores and the emulators busy.
+TEST_THREADS ?= 4
+
+.PHONY: test demo install lint build stack-up stack-down
+
+## test: install what is missing, lint, build, and run every test (unit, emulator integration, end to end).
+test: install lint build
+	$(CARGO) test --workspace -- --test-threads=$(TEST_THREADS)
+
+## demo: run a whole campaign on the local stack and print its summary (DEMO_USERS=N to change its size).
+demo: install build
+	./target/debug/segcast-demo
+
+## install: the project-local emulator environment (.local/); quick when already installed.
+install:
+	$(CARGO) run -q -p devstack --bin segcast-stack -- install
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+build:
+	$(CARGO) build --workspace --bins
+
+## stack-up / stack-down: a long-running dev stack (source .local/stacks/dev/env to use it).
+stack-up: install
+	$(CARGO) run -q -p devstack --bin segcast-stack -- up --name dev
+stack-down:
+	$(CARGO) run -q -p devstack --bin segcast-stack -- down --name dev

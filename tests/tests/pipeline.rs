@@ -1,0 +1,524 @@
+//! End-to-end tests of the delivery pipeline on the local emulator stack: each test is its own deployment
+//! (namespace, dataset, topics, fake LINE server) on one shared stack. The fake LINE server's records are the
+//! judge: a recipient accepted twice for a campaign is a duplicate.
+
+use fake_line::Faults;
+use segcast::catalog::{BatchDone, FanoutCheckpoint};
+use segcast::domain::{Batch, BatchId, CampaignStatus, DeliveryMode, Recipient, UserId};
+use segcast::pipeline::{claim, control};
+use segcast_e2e::{CHANNEL, EnvOptions, TestEnv, text};
+use std::time::Duration;
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+fn personalised() -> serde_json::Value {
+    serde_json::json!([{ "type": "text", "text": "Hi {{name}}, your coupon is ready." }])
+}
+
+/// Asserts the fake LINE server accepted each of `expected` recipients exactly once for the campaign.
+fn assert_delivered_once(env: &TestEnv, campaign: &str, expected: u64) {
+    let stats = env.fake().stats();
+    let unit = stats.units.get(campaign).cloned().unwrap_or_default();
+    assert_eq!(
+        unit.unique, expected,
+        "recipients LINE accepted for {campaign}"
+    );
+    assert_eq!(
+        unit.duplicates + unit.other_messages,
+        0,
+        "recipients LINE accepted twice for {campaign}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_multicast_campaign_reaches_every_target_once_and_counts_add_up() {
+    let env = TestEnv::start().await.unwrap();
+    let table = env.users_table("users", 3_000).await.unwrap();
+    let id = env
+        .campaign(
+            text("hello"),
+            &format!("SELECT user_id FROM `{table}`"),
+            false,
+        )
+        .await
+        .unwrap();
+    let c = env.run_to_end(&id, 2 * MINUTE).await.unwrap();
+    assert_eq!(c.status, CampaignStatus::Completed);
+    assert_eq!(
+        (c.counts.targeted, c.counts.delivered, c.counts.failed),
+        (3_000, 3_000, 0)
+    );
+    assert_eq!(c.round, 1);
+    assert_delivered_once(&env, id.as_str(), 3_000);
+    // 1,000-recipient batches in requests of at most 500: 6 multicast requests, no push.
+    let stats = env.fake().stats();
+    assert_eq!(stats.responses("multicast", 200), 6);
+    assert_eq!(stats.responses("push", 200), 0);
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn personalised_content_goes_by_push_rendered_per_recipient() {
+    let env = TestEnv::start().await.unwrap();
+    let table = env.users_table("users", 300).await.unwrap();
+    let id = env
+        .campaign(
+            personalised(),
+            &format!("SELECT user_id, name FROM `{table}`"),
+            false,
+        )
+        .await
+        .unwrap();
+    let c = env.run_to_end(&id, 2 * MINUTE).await.unwrap();
+    assert_eq!(
+        (c.status, c.counts.delivered),
+        (CampaignStatus::Completed, 300)
+    );
+    let stats = env.fake().stats();
+    assert_eq!(stats.responses("push", 200), 300);
+    assert_eq!(stats.responses("multicast", 200), 0);
+    assert_delivered_once(&env, id.as_str(), 300);
+    // Each recipient got a different (rendered) message.
+    let hashes: std::collections::HashSet<String> = env
+        .fake()
+        .deliveries()
+        .iter()
+        .map(|r| r.messages_sha256.clone())
+        .collect();
+    assert_eq!(hashes.len(), 300);
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicate_null_and_malformed_user_ids_are_counted_and_never_sent() {
+    let env = TestEnv::start().await.unwrap();
+    let table = env.users_table("users", 100).await.unwrap();
+    let segment = format!(
+        "SELECT user_id FROM `{table}` UNION ALL SELECT user_id FROM `{table}` WHERE name < 'member3' \
+         UNION ALL SELECT CAST(NULL AS STRING) AS user_id UNION ALL SELECT 'not-a-user' AS user_id \
+         UNION ALL SELECT 'not-a-user' AS user_id UNION ALL SELECT 'U0123' AS user_id \
+         UNION ALL SELECT 'UABCDEF0123456789ABCDEF0123456789' AS user_id"
+    );
+    let id = env.campaign(text("hello"), &segment, false).await.unwrap();
+    let c = env.run_to_end(&id, 2 * MINUTE).await.unwrap();
+    // 100 distinct valid; invalid: NULL, 'not-a-user', 'U0123', the upper-case one.
+    assert_eq!(c.counts.targeted, 104);
+    assert_eq!(c.counts.invalid, 4);
+    assert_eq!(c.counts.delivered, 100);
+    assert_eq!(c.counts.failed_by_reason.get("invalid_user_id"), Some(&4));
+    assert_eq!(c.counts.delivered + c.counts.failed, c.counts.targeted);
+    assert_delivered_once(&env, id.as_str(), 100);
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_validates_and_sends_nothing() {
+    let env = TestEnv::start().await.unwrap();
+    let table = env.users_table("users", 1_500).await.unwrap();
+    let id = env
+        .campaign(
+            text("hello"),
+            &format!("SELECT user_id FROM `{table}`"),
+            true,
+        )
+        .await
+        .unwrap();
+    let c = env.run_to_end(&id, 2 * MINUTE).await.unwrap();
+    assert_eq!(
+        (c.status, c.counts.delivered, c.counts.failed),
+        (CampaignStatus::Completed, 1_500, 0)
+    );
+    let stats = env.fake().stats();
+    assert_eq!(stats.recipients_accepted, 0, "a dry run sends nothing");
+    assert!(
+        stats.responses("validate", 200) >= 2,
+        "validate was called per batch: {:?}",
+        stats.requests
+    );
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_schedulers_racing_claim_once_and_deliver_once() {
+    let env = TestEnv::start().await.unwrap();
+    let table = env.users_table("users", 5_000).await.unwrap();
+    let id = env
+        .campaign(
+            text("hello"),
+            &format!("SELECT user_id FROM `{table}`"),
+            false,
+        )
+        .await
+        .unwrap();
+    // Racing claims: exactly one of many concurrent claims wins.
+    let racers: Vec<_> = (0..6)
+        .map(|i| {
+            let ds = env.ctx.gcp.datastore.clone();
+            let id = id.clone();
+            tokio::spawn(async move {
+                claim::claim(&ds, &id, &format!("racer-{i}"), MINUTE)
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut claims = Vec::new();
+    for r in racers {
+        claims.push(r.await.unwrap());
+    }
+    let winners: Vec<_> = claims.into_iter().flatten().collect();
+    assert_eq!(winners.len(), 1, "exactly one claim wins");
+    let winner = winners[0].lease.clone().unwrap().owner;
+    claim::release(&env.ctx.gcp.datastore, &id, &winner)
+        .await
+        .unwrap();
+    // Two schedulers driving the campaign at the same time.
+    let (a, b) = tokio::join!(
+        env.run_until(&id, "scheduler-a", 2 * MINUTE, |c| c.completed_at.is_some()),
+        env.run_until(&id, "scheduler-b", 2 * MINUTE, |c| c.completed_at.is_some()),
+    );
+    let c = a.unwrap();
+    b.unwrap();
+    assert_eq!(
+        (c.status, c.counts.delivered),
+        (CampaignStatus::Completed, 5_000)
+    );
+    assert_delivered_once(&env, id.as_str(), 5_000);
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_responses_500s_timeouts_and_429_bursts_still_deliver_each_recipient_once() {
+    let faults = Faults {
+        seed: Some(7),
+        p_500: 0.05,
+        p_timeout: 0.02,
+        p_lost_response: 0.05,
+        p_429_burst: 0.005,
+        burst_429_ms: 300,
+        timeout_hang_ms: 3_000,
+        ..Faults::default()
+    };
+    let opts = EnvOptions {
+        fake_line: fake_line::Config {
+            faults,
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+    .set("SEGCAST_LINE_TIMEOUT_MS", 1_000);
+    let env = TestEnv::start_with(opts).await.unwrap();
+    let table = env.users_table("users", 1_000).await.unwrap();
+    let id = env
+        .campaign(
+            personalised(),
+            &format!("SELECT user_id, name FROM `{table}`"),
+            false,
+        )
+        .await
+        .unwrap();
+    let c = env.run_to_end(&id, 4 * MINUTE).await.unwrap();
+    assert_eq!(
+        (c.status, c.counts.delivered, c.counts.failed),
+        (CampaignStatus::Completed, 1_000, 0)
+    );
+    assert_delivered_once(&env, id.as_str(), 1_000);
+    let stats = env.fake().stats();
+    assert!(
+        stats.faults.lost_response > 0 && stats.faults.error_500 > 0,
+        "faults were injected: {:?}",
+        stats.faults
+    );
+    assert!(
+        stats.retry_key_conflicts > 0,
+        "lost responses were retried with the same key and answered 409"
+    );
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exhausted_quota_pauses_the_campaign_and_it_resumes_when_raised() {
+    let fake = fake_line::Config {
+        quotas: [(CHANNEL.to_owned(), 2_500)].into(),
+        ..Default::default()
+    };
+    let opts = EnvOptions {
+        fake_line: fake,
+        ..Default::default()
+    }
+    .set("SEGCAST_MULTICAST_BATCH", 500);
+    let env = TestEnv::start_with(opts).await.unwrap();
+    let table = env.users_table("users", 5_000).await.unwrap();
+    let id = env
+        .campaign(
+            text("hello"),
+            &format!("SELECT user_id FROM `{table}`"),
+            false,
+        )
+        .await
+        .unwrap();
+    let c = env
+        .run_until(&id, "s", 2 * MINUTE, |c| c.status == CampaignStatus::Paused)
+        .await
+        .unwrap();
+    assert_eq!(c.status_reason.as_deref(), Some("quota_exhausted"));
+    // Nothing more goes out while paused.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let accepted = env.fake().stats().recipients_accepted;
+    assert_eq!(accepted, 2_500, "sent up to the quota and no further");
+    assert!(
+        !control::parked(&env.ctx.gcp.datastore, &id)
+            .await
+            .unwrap()
+            .is_empty(),
+        "unsent batches are parked"
+    );
+    // The operator raises the quota and resumes.
+    env.fake().set_quota(CHANNEL, None);
+    control::resume(&env.ctx.gcp.datastore, &id).await.unwrap();
+    let c = env.run_to_end(&id, 2 * MINUTE).await.unwrap();
+    assert_eq!(
+        (c.status, c.counts.delivered),
+        (CampaignStatus::Completed, 5_000)
+    );
+    assert_delivered_once(&env, id.as_str(), 5_000);
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_holds_batches_and_resume_delivers_the_rest_once() {
+    let opts = EnvOptions::default()
+        .set("SEGCAST_MULTICAST_BATCH", 500)
+        .set("SEGCAST_LINE_MULTICAST_RATE", 5);
+    let env = TestEnv::start_with(opts).await.unwrap();
+    let table = env.users_table("users", 20_000).await.unwrap();
+    let id = env
+        .campaign(
+            text("hello"),
+            &format!("SELECT user_id FROM `{table}`"),
+            false,
+        )
+        .await
+        .unwrap();
+    env.run_until(&id, "s", 2 * MINUTE, |_| {
+        env.fake().stats().recipients_accepted >= 2_000
+    })
+    .await
+    .unwrap();
+    control::pause(&env.ctx.gcp.datastore, &id, "marketer paused")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(4)).await; // batches in flight finish
+    let at_pause = env.fake().stats().recipients_accepted;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(
+        env.fake().stats().recipients_accepted,
+        at_pause,
+        "nothing is sent while paused"
+    );
+    assert!(at_pause < 20_000);
+    control::resume(&env.ctx.gcp.datastore, &id).await.unwrap();
+    let c = env.run_to_end(&id, 3 * MINUTE).await.unwrap();
+    assert_eq!(
+        (c.status, c.counts.delivered),
+        (CampaignStatus::Completed, 20_000)
+    );
+    assert_delivered_once(&env, id.as_str(), 20_000);
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_mid_campaign_settles_every_target_as_delivered_or_canceled() {
+    let opts = EnvOptions::default()
+        .set("SEGCAST_MULTICAST_BATCH", 500)
+        .set("SEGCAST_LINE_MULTICAST_RATE", 5)
+        .set("SEGCAST_PUSH_BUDGET_SECONDS", 4)
+        .set("SEGCAST_ACK_DEADLINE_SECONDS", 10);
+    let env = TestEnv::start_with(opts).await.unwrap();
+    let table = env.users_table("users", 20_000).await.unwrap();
+    let id = env
+        .campaign(
+            text("hello"),
+            &format!("SELECT user_id FROM `{table}`"),
+            false,
+        )
+        .await
+        .unwrap();
+    env.run_until(&id, "s", 2 * MINUTE, |_| {
+        env.fake().stats().recipients_accepted >= 2_000
+    })
+    .await
+    .unwrap();
+    control::cancel(&env.ctx.gcp.datastore, &id, Duration::from_secs(10))
+        .await
+        .unwrap();
+    let c = env.run_to_end(&id, 2 * MINUTE).await.unwrap();
+    assert_eq!(c.status, CampaignStatus::Canceled);
+    let sent = env
+        .fake()
+        .stats()
+        .units
+        .get(id.as_str())
+        .cloned()
+        .unwrap_or_default();
+    assert!(sent.unique < 20_000, "cancel stopped the sending");
+    assert_eq!(
+        c.counts.delivered, sent.unique,
+        "segcast's count equals LINE's"
+    );
+    assert_eq!(
+        c.counts
+            .failed_by_reason
+            .get("canceled")
+            .copied()
+            .unwrap_or(0),
+        20_000 - sent.unique
+    );
+    assert_eq!(c.counts.delivered + c.counts.failed, c.counts.targeted);
+    assert_eq!(sent.duplicates, 0);
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recipients_rate_limited_past_the_budget_go_out_in_a_diff_retry_round() {
+    // Every request answers 429 for the first seconds: the handler backs off until its budget ends and logs the
+    // recipients as retryable; the EXCEPT DISTINCT diff sends them in round 2 once LINE takes requests again.
+    let faults = Faults {
+        p_429_burst: 1.0,
+        burst_429_ms: 100,
+        ..Faults::default()
+    };
+    let opts = EnvOptions {
+        fake_line: fake_line::Config {
+            faults,
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+    .set("SEGCAST_PUSH_BUDGET_SECONDS", 2);
+    let env = TestEnv::start_with(opts).await.unwrap();
+    let table = env.users_table("users", 2_000).await.unwrap();
+    let id = env
+        .campaign(
+            text("hello"),
+            &format!("SELECT user_id FROM `{table}`"),
+            false,
+        )
+        .await
+        .unwrap();
+    env.run_until(&id, "s", 2 * MINUTE, |c| c.round == 2)
+        .await
+        .unwrap();
+    env.fake().set_faults(Faults::default());
+    let c = env.run_to_end(&id, 2 * MINUTE).await.unwrap();
+    assert_eq!(
+        (c.status, c.counts.delivered, c.counts.failed),
+        (CampaignStatus::Completed, 2_000, 0)
+    );
+    assert!(c.round >= 2, "it took a diff-retry round");
+    assert_delivered_once(&env, id.as_str(), 2_000);
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rounds_are_bounded_and_what_is_left_fails_with_retries_exhausted() {
+    let faults = Faults {
+        p_429_burst: 1.0,
+        burst_429_ms: 100,
+        ..Faults::default()
+    };
+    let opts = EnvOptions {
+        fake_line: fake_line::Config {
+            faults,
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+    .set("SEGCAST_PUSH_BUDGET_SECONDS", 1);
+    let env = TestEnv::start_with(opts).await.unwrap();
+    let table = env.users_table("users", 500).await.unwrap();
+    let id = env
+        .campaign(
+            text("hello"),
+            &format!("SELECT user_id FROM `{table}`"),
+            false,
+        )
+        .await
+        .unwrap();
+    let c = env.run_to_end(&id, 3 * MINUTE).await.unwrap();
+    assert_eq!(c.status, CampaignStatus::Completed);
+    assert_eq!(c.round, c.max_rounds);
+    assert_eq!(c.counts.delivered, 0);
+    assert_eq!(
+        c.counts.failed_by_reason.get("retries_exhausted"),
+        Some(&500)
+    );
+    assert_eq!(env.fake().stats().recipients_accepted, 0);
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redelivered_done_batch_is_acknowledged_without_sending() {
+    let env = TestEnv::start().await.unwrap();
+    let table = env.users_table("users", 1_000).await.unwrap();
+    let id = env
+        .campaign(
+            text("hello"),
+            &format!("SELECT user_id FROM `{table}`"),
+            false,
+        )
+        .await
+        .unwrap();
+    env.run_to_end(&id, 2 * MINUTE).await.unwrap();
+    let done: Vec<BatchDone> = env
+        .ctx
+        .gcp
+        .datastore
+        .query_eq(
+            "campaign_id",
+            segcast::gcp::datastore::Indexed::Str(id.to_string()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(done.len(), 1);
+    let requests_before = env.fake().stats().requests.clone();
+    // Pub/Sub delivers the done batch again.
+    let batch = Batch {
+        id: BatchId::new(&id, 1, 0, 0),
+        campaign_id: id.clone(),
+        round: 1,
+        channel_id: env.channel.clone(),
+        mode: DeliveryMode::Multicast,
+        dry_run: false,
+        messages: text("hello").as_array().unwrap().clone(),
+        recipients: vec![Recipient {
+            user_id: UserId::parse("Uc4ca4238a0b923820dcc509a6f75849b").unwrap(),
+            attrs: None,
+        }],
+    };
+    assert_eq!(batch.id.as_str(), done[0].batch_id);
+    let topic = env.ctx.settings.delivery_topic(0);
+    env.ctx
+        .gcp
+        .pubsub
+        .publish(&topic, serde_json::to_vec(&batch).unwrap(), &[])
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        env.fake().stats().requests,
+        requests_before,
+        "no request reached LINE"
+    );
+    let ckpt: FanoutCheckpoint = env
+        .ctx
+        .gcp
+        .datastore
+        .get(&FanoutCheckpoint::key_for(&id, 1))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((ckpt.batches, ckpt.recipients, ckpt.done), (1, 1_000, true));
+    assert_delivered_once(&env, id.as_str(), 1_000);
+    env.stop().await;
+}
