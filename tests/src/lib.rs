@@ -45,8 +45,10 @@ pub struct EnvOptions {
     pub fake_line: fake_line::Config,
     /// Extra settings (environment variable names of [`Settings`]).
     pub settings: Vec<(String, String)>,
-    /// Run the delivery handler and log sink (tests of single stages may not want them).
+    /// Run the delivery handler in this process (else it is expected at `handler_port`, e.g. a child process).
     pub run_services: bool,
+    /// The delivery handler's port when it is not run in-process.
+    pub handler_port: Option<u16>,
     /// Use this LINE server instead of starting a fake (the demo, pointed at a real or running fake LINE).
     pub line_url: Option<String>,
     /// The LINE channel to send on (default [`CHANNEL`]).
@@ -59,6 +61,7 @@ impl Default for EnvOptions {
             fake_line: fake_line::Config::default(),
             settings: Vec::new(),
             run_services: true,
+            handler_port: None,
             line_url: None,
             channel: None,
         }
@@ -80,6 +83,8 @@ pub struct TestEnv {
     pub handler_url: String,
     pub channel: ChannelId,
     pub prefix: String,
+    /// The environment the services of this deployment run with (for child processes).
+    pub vars: Vec<(String, String)>,
     stop: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -133,15 +138,18 @@ impl TestEnv {
 
         let stop = CancellationToken::new();
         let mut tasks = Vec::new();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let listener =
+            tokio::net::TcpListener::bind(("127.0.0.1", opts.handler_port.unwrap_or(0))).await?;
         let handler_url = format!("http://{}", listener.local_addr()?);
+        // The handler runs here, or a child process listens on this port (so it is free again).
+        let listener = opts.run_services.then_some(listener);
         provision::bigquery(&ctx)
             .await
             .context("creating the dataset and tables")?;
         provision::pubsub(&ctx, &handler_url)
             .await
             .context("creating topics and subscriptions")?;
-        if opts.run_services {
+        if let Some(listener) = listener {
             let app = router(DeliveryApp {
                 ctx: ctx.clone(),
                 line: line_client.clone(),
@@ -153,10 +161,15 @@ impl TestEnv {
                     .with_graceful_shutdown(async move { s.cancelled().await })
                     .await;
             }));
-            for _ in 0..2 {
-                tasks.push(tokio::spawn(log_sink::run(ctx.clone(), stop.clone())));
-            }
         }
+        for _ in 0..2 {
+            tasks.push(tokio::spawn(log_sink::run(ctx.clone(), stop.clone())));
+        }
+        let mut vars = vars;
+        vars.push((
+            format!("LINE_CHANNEL_{channel}_SECRET"),
+            CHANNEL_SECRET.to_owned(),
+        ));
         Ok(Self {
             ctx,
             line,
@@ -165,6 +178,7 @@ impl TestEnv {
             handler_url,
             channel,
             prefix,
+            vars,
             stop,
             tasks,
         })
@@ -305,6 +319,62 @@ impl TestEnv {
         if let Some(l) = self.line {
             l.shutdown().await;
         }
+    }
+}
+
+/// A free port on loopback (for a child process to listen on).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A binary of this workspace, built by `cargo build --workspace --bins` (which `make test` runs first).
+pub fn workspace_bin(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("test executable");
+    let dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target directory");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --workspace --bins` first (make test does)",
+        path.display()
+    );
+    path
+}
+
+/// A segcast service as a child process with this deployment's environment; killed (SIGKILL) on drop.
+pub struct Service {
+    pub child: std::process::Child,
+}
+
+impl Service {
+    pub fn spawn(env: &TestEnv, bin: &str, extra: &[(&str, String)]) -> anyhow::Result<Self> {
+        let mut cmd = std::process::Command::new(workspace_bin(bin));
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("RUST_LOG", "warn")
+            .envs(env.vars.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .envs(extra.iter().map(|(k, v)| (*k, v.as_str())))
+            .stdout(std::process::Stdio::null());
+        Ok(Self {
+            child: cmd.spawn()?,
+        })
+    }
+
+    /// kill -9.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        self.kill();
     }
 }
 

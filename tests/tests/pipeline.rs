@@ -522,3 +522,145 @@ async fn a_redelivered_done_batch_is_acknowledged_without_sending() {
     assert_delivered_once(&env, id.as_str(), 1_000);
     env.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduler_killed_mid_fan_out_is_resumed_by_another_without_resending_or_skipping() {
+    use segcast_e2e::{Service, free_port};
+    let opts = EnvOptions::default()
+        .set("SEGCAST_MULTICAST_BATCH", 100)
+        .set("SEGCAST_FANOUT_RATE", 100);
+    let env = TestEnv::start_with(opts).await.unwrap();
+    let table = env.users_table("users", 30_000).await.unwrap();
+    let id = env
+        .campaign(
+            text("hello"),
+            &format!("SELECT user_id FROM `{table}`"),
+            false,
+        )
+        .await
+        .unwrap();
+    let sched = |port: u16| {
+        let extra = [
+            ("PORT", port.to_string()),
+            ("SEGCAST_SCHEDULER_LOOP_MS", "300".to_string()),
+            ("SEGCAST_LEASE_SECONDS", "3".to_string()),
+            ("SEGCAST_TICK_BUDGET_SECONDS", "20".to_string()),
+        ];
+        Service::spawn(&env, "segcast-scheduler", &extra).unwrap()
+    };
+    let mut first = sched(free_port());
+    let key = FanoutCheckpoint::key_for(&id, 1);
+    let ds = env.ctx.gcp.datastore.clone();
+    let deadline = tokio::time::Instant::now() + MINUTE;
+    loop {
+        let ckpt: Option<FanoutCheckpoint> = ds.get(&key).await.unwrap();
+        if ckpt.is_some_and(|c| c.batches >= 100 && !c.done) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "fan-out did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    first.kill(); // kill -9 in the middle of the fan-out
+    let killed_at: FanoutCheckpoint = ds.get(&key).await.unwrap().unwrap();
+    assert!(!killed_at.done);
+    let _second = sched(free_port());
+    // Only the second scheduler process drives the campaign now; the test just watches.
+    let deadline = tokio::time::Instant::now() + 2 * MINUTE;
+    let c = loop {
+        let c = env.get(&id).await.unwrap();
+        if c.completed_at.is_some() {
+            break c;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not completed: {} {:?}",
+            c.status,
+            c.counts
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(
+        (c.status, c.counts.delivered),
+        (CampaignStatus::Completed, 30_000)
+    );
+    let ckpt: FanoutCheckpoint = ds.get(&key).await.unwrap().unwrap();
+    assert_eq!(
+        ckpt.resumed_at.len(),
+        1,
+        "resumed once, from the checkpoint"
+    );
+    assert!(
+        ckpt.resumed_at[0] >= 50,
+        "resumed from where it was, not from the start: {:?}",
+        ckpt.resumed_at
+    );
+    assert_eq!(
+        (ckpt.batches, ckpt.recipients),
+        (300, 30_000),
+        "each batch counted once across the two runs"
+    );
+    assert_delivered_once(&env, id.as_str(), 30_000);
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handler_killed_between_line_accepting_and_acking_never_causes_a_second_acceptance() {
+    use segcast_e2e::{Service, free_port};
+    let port = free_port();
+    let faults = Faults {
+        latency_ms: fake_line::Latency::fixed(400),
+        ..Faults::default()
+    };
+    let opts = EnvOptions {
+        fake_line: fake_line::Config {
+            faults,
+            ..Default::default()
+        },
+        run_services: false,
+        handler_port: Some(port),
+        ..Default::default()
+    };
+    let env = TestEnv::start_with(opts).await.unwrap();
+    let table = env.users_table("users", 400).await.unwrap();
+    let id = env
+        .campaign(
+            personalised(),
+            &format!("SELECT user_id, name FROM `{table}`"),
+            false,
+        )
+        .await
+        .unwrap();
+    let handler =
+        || Service::spawn(&env, "segcast-delivery", &[("PORT", port.to_string())]).unwrap();
+    let mut first = handler();
+    // Drive extraction and fan-out, then wait until LINE has accepted some pushes of unfinished batches.
+    env.run_until(&id, "s", MINUTE, |c| c.status == CampaignStatus::Delivering)
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + MINUTE;
+    while env.fake().stats().recipients_accepted < 50 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no delivery started"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    first.kill(); // kill -9: requests accepted by LINE, batches neither logged nor acked
+    let accepted_at_kill = env.fake().stats().recipients_accepted;
+    assert!(accepted_at_kill < 400, "killed mid-batch");
+    let _second = handler(); // Pub/Sub redelivers the unacked batches to the new handler
+    let c = env.run_to_end(&id, 3 * MINUTE).await.unwrap();
+    assert_eq!(
+        (c.status, c.counts.delivered),
+        (CampaignStatus::Completed, 400)
+    );
+    assert_delivered_once(&env, id.as_str(), 400);
+    assert!(
+        env.fake().stats().retry_key_conflicts > 0,
+        "the redelivered batches repeated accepted retry keys (409)"
+    );
+    env.stop().await;
+}

@@ -39,10 +39,12 @@ impl StackDirs {
     }
 }
 
-/// A started emulator process and the URL that answers 2xx once it is ready.
+/// A started emulator process, the URL that answers 2xx once it is ready, and any other port it must
+/// accept connections on before it counts as ready.
 pub struct Started {
     pub process: ManagedProcess,
     pub health_url: String,
+    pub also_listening: Option<u16>,
 }
 
 fn spec(name: &str, program: &Path, inst: &Installation, dirs: &StackDirs) -> ProcessSpec {
@@ -65,6 +67,7 @@ pub fn start_pubsub(
     Ok(Started {
         process: sup.spawn(spec)?,
         health_url: format!("http://127.0.0.1:{port}/"),
+        also_listening: None,
     })
 }
 
@@ -87,6 +90,7 @@ pub fn start_datastore(
     Ok(Started {
         process: sup.spawn(spec)?,
         health_url: format!("http://127.0.0.1:{port}/"),
+        also_listening: None,
     })
 }
 
@@ -123,9 +127,11 @@ pub fn start_bigquery(
             ports.export_shard_threshold_bytes.to_string(),
         )
         .env("PYTHONUNBUFFERED", "1");
+    // bqemulator answers /readyz once REST is up, and starts its gRPC server just after.
     Ok(Started {
         process: sup.spawn(spec)?,
         health_url: format!("http://127.0.0.1:{}/readyz", ports.rest),
+        also_listening: Some(ports.grpc),
     })
 }
 
@@ -156,6 +162,7 @@ pub fn start_gcs(
     Ok(Started {
         process: sup.spawn(spec)?,
         health_url: format!("http://127.0.0.1:{port}/storage/v1/b"),
+        also_listening: None,
     })
 }
 
@@ -164,16 +171,21 @@ pub fn gcs_backend_addr(port: u16) -> SocketAddr {
     localhost(port)
 }
 
-/// Polls `url` until it answers 2xx; fails early (with the log's tail) if the process exits.
+/// Polls the health URL until it answers 2xx (and `also_listening` accepts connections); fails early
+/// (with the log's tail) if the process exits.
 pub async fn wait_ready(
     client: &reqwest::Client,
-    name: &str,
-    url: &str,
-    pid: u32,
-    log: &Path,
+    started: &Probe,
     timeout: Duration,
 ) -> anyhow::Result<Duration> {
-    let started = Instant::now();
+    let Probe {
+        name,
+        health_url: url,
+        also_listening,
+        pid,
+        log,
+    } = started;
+    let t0 = Instant::now();
     loop {
         let ok = client
             .get(url)
@@ -181,17 +193,23 @@ pub async fn wait_ready(
             .send()
             .await
             .is_ok_and(|r| r.status().is_success());
-        if ok {
-            return Ok(started.elapsed());
+        let listening = match also_listening {
+            Some(port) => tokio::net::TcpStream::connect(localhost(*port))
+                .await
+                .is_ok(),
+            None => true,
+        };
+        if ok && listening {
+            return Ok(t0.elapsed());
         }
-        if !pid_alive(pid) {
+        if !pid_alive(*pid) {
             bail!(
                 "{name} (pid {pid}) exited while starting; last lines of {}:\n{}",
                 log.display(),
                 tail(log, 30)
             );
         }
-        if started.elapsed() > timeout {
+        if t0.elapsed() > timeout {
             bail!(
                 "{name} not ready at {url} after {timeout:?}; last lines of {}:\n{}",
                 log.display(),
@@ -199,5 +217,27 @@ pub async fn wait_ready(
             );
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// What [`wait_ready`] checks for one process (detached from the process handle).
+#[derive(Debug, Clone)]
+pub struct Probe {
+    pub name: String,
+    pub health_url: String,
+    pub also_listening: Option<u16>,
+    pub pid: u32,
+    pub log: PathBuf,
+}
+
+impl Started {
+    pub fn probe(&self) -> Probe {
+        Probe {
+            name: self.process.name.clone(),
+            health_url: self.health_url.clone(),
+            also_listening: self.also_listening,
+            pid: self.process.pid,
+            log: self.process.log.clone(),
+        }
     }
 }

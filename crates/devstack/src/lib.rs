@@ -9,6 +9,7 @@
 pub mod bridge;
 pub mod emulators;
 pub mod env_file;
+pub mod gcs_sync;
 pub mod install;
 pub mod line;
 pub mod paths;

@@ -212,17 +212,7 @@ impl Stack {
             emulators::start_bigquery(sup, &inst, &dirs, &bq, &opts.project_id)?,
             emulators::start_gcs(sup, &inst, &dirs, gcs_port, &storage_url)?,
         ];
-        let health: Vec<(String, String, u32, PathBuf)> = started
-            .iter()
-            .map(|s| {
-                (
-                    s.process.name.clone(),
-                    s.health_url.clone(),
-                    s.process.pid,
-                    s.process.log.clone(),
-                )
-            })
-            .collect();
+        let probes: Vec<emulators::Probe> = started.iter().map(Started::probe).collect();
         owned.procs = started.into_iter().map(|s| s.process).collect();
         PidFile {
             owner_pid: std::process::id(),
@@ -254,13 +244,11 @@ impl Stack {
             )?;
             let line = LineServer::start(localhost(line_port), opts.line_config.clone()).await?;
             let client = reqwest::Client::builder().no_proxy().build()?;
-            let waits = health.iter().map(|(name, url, pid, log)| {
+            let waits = probes.iter().map(|probe| {
                 let client = &client;
                 async move {
-                    let took =
-                        emulators::wait_ready(client, name, url, *pid, log, opts.ready_timeout)
-                            .await?;
-                    anyhow::Ok((name.clone(), took))
+                    let took = emulators::wait_ready(client, probe, opts.ready_timeout).await?;
+                    anyhow::Ok((probe.name.clone(), took))
                 }
             });
             let waited = futures::future::try_join_all(waits).await;

@@ -146,6 +146,9 @@ pub struct FanoutCheckpoint {
     pub batches: u64,
     pub recipients: u64,
     pub done: bool,
+    /// Batch counts at which a scheduler resumed this fan-out from the checkpoint (after a crash or deploy).
+    #[serde(default)]
+    pub resumed_at: Vec<u64>,
 }
 
 impl FanoutCheckpoint {

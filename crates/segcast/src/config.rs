@@ -57,6 +57,9 @@ pub struct DeliverySettings {
     /// How long one push may work before it gives up and lets Pub/Sub redeliver (must stay under the
     /// subscription's ack deadline, or Pub/Sub pushes the same batch again while it is still running).
     pub push_budget: Duration,
+    /// Batches per second the fan-out publishes at most (0 = as fast as Pub/Sub takes them). Limits how far
+    /// publishing runs ahead of sending, e.g. for push campaigns that take hours at LINE's rate.
+    pub fanout_rate: u32,
     /// Ack deadline given to the delivery subscriptions.
     pub ack_deadline: Duration,
     /// Shared secret that local Pub/Sub pushes carry (the emulator sends no OIDC token).
@@ -156,6 +159,7 @@ impl Settings {
                 push_batch,
                 batch_concurrency: parse_num(&vars, "SEGCAST_BATCH_CONCURRENCY", 64usize)?.max(1),
                 push_budget,
+                fanout_rate: parse_num(&vars, "SEGCAST_FANOUT_RATE", 0u32)?,
                 ack_deadline,
                 push_token: get(&vars, "SEGCAST_PUSH_TOKEN"),
                 push_audience: get(&vars, "SEGCAST_PUSH_AUDIENCE"),

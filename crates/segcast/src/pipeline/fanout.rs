@@ -95,6 +95,16 @@ pub async fn run(
         );
     }
     let messages = content.messages.as_slice().to_vec();
+    if ckpt.batches > 0 && !ckpt.done {
+        tracing::info!(campaign = %campaign.id, batches = ckpt.batches, "fan-out resumes from its checkpoint");
+        ckpt.resumed_at.push(ckpt.batches);
+    }
+    let pace = match ctx.settings.delivery.fanout_rate {
+        0 => None,
+        r => Some(Duration::from_secs_f64(1.0 / f64::from(r))),
+    };
+    let started = Instant::now();
+    let mut published_here: u32 = 0;
     let mut pending = Pending {
         futures: Vec::new(),
     };
@@ -176,6 +186,10 @@ pub async fn run(
                 );
                 ckpt.batches += 1;
                 ckpt.recipients += n;
+                published_here += 1;
+                if let Some(p) = pace {
+                    tokio::time::sleep_until(started + p * published_here).await;
+                }
                 // A checkpoint sits on a batch boundary: the next batch starts at the next line.
                 if ckpt.batches.is_multiple_of(CHECKPOINT_EVERY) || at_end {
                     pending.wait().await?;
