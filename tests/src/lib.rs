@@ -165,7 +165,6 @@ impl TestEnv {
         for _ in 0..2 {
             tasks.push(tokio::spawn(log_sink::run(ctx.clone(), stop.clone())));
         }
-        let mut vars = vars;
         vars.push((
             format!("LINE_CHANNEL_{channel}_SECRET"),
             CHANNEL_SECRET.to_owned(),

@@ -15,6 +15,24 @@ fn personalised() -> serde_json::Value {
     serde_json::json!([{ "type": "text", "text": "Hi {{name}}, your coupon is ready." }])
 }
 
+/// An environment whose fake LINE answers every send with 429, and whose pushes give up after `budget_s`.
+async fn rate_limited_env(budget_s: u64) -> TestEnv {
+    let faults = Faults {
+        p_429_burst: 1.0,
+        burst_429_ms: 100,
+        ..Faults::default()
+    };
+    let opts = EnvOptions {
+        fake_line: fake_line::Config {
+            faults,
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+    .set("SEGCAST_PUSH_BUDGET_SECONDS", budget_s);
+    TestEnv::start_with(opts).await.unwrap()
+}
+
 /// Asserts the fake LINE server accepted each of `expected` recipients exactly once for the campaign.
 fn assert_delivered_once(env: &TestEnv, campaign: &str, expected: u64) {
     let stats = env.fake().stats();
@@ -383,20 +401,7 @@ async fn cancel_mid_campaign_settles_every_target_as_delivered_or_canceled() {
 async fn recipients_rate_limited_past_the_budget_go_out_in_a_diff_retry_round() {
     // Every request answers 429 for the first seconds: the handler backs off until its budget ends and logs the
     // recipients as retryable; the EXCEPT DISTINCT diff sends them in round 2 once LINE takes requests again.
-    let faults = Faults {
-        p_429_burst: 1.0,
-        burst_429_ms: 100,
-        ..Faults::default()
-    };
-    let opts = EnvOptions {
-        fake_line: fake_line::Config {
-            faults,
-            ..Default::default()
-        },
-        ..Default::default()
-    }
-    .set("SEGCAST_PUSH_BUDGET_SECONDS", 2);
-    let env = TestEnv::start_with(opts).await.unwrap();
+    let env = rate_limited_env(2).await;
     let table = env.users_table("users", 2_000).await.unwrap();
     let id = env
         .campaign(
@@ -422,20 +427,7 @@ async fn recipients_rate_limited_past_the_budget_go_out_in_a_diff_retry_round() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rounds_are_bounded_and_what_is_left_fails_with_retries_exhausted() {
-    let faults = Faults {
-        p_429_burst: 1.0,
-        burst_429_ms: 100,
-        ..Faults::default()
-    };
-    let opts = EnvOptions {
-        fake_line: fake_line::Config {
-            faults,
-            ..Default::default()
-        },
-        ..Default::default()
-    }
-    .set("SEGCAST_PUSH_BUDGET_SECONDS", 1);
-    let env = TestEnv::start_with(opts).await.unwrap();
+    let env = rate_limited_env(1).await;
     let table = env.users_table("users", 500).await.unwrap();
     let id = env
         .campaign(

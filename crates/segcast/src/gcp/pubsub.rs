@@ -130,17 +130,9 @@ impl PubSub {
             .set_name(self.subscription_path(sub))
             .set_topic(self.topic_path(topic))
             .set_ack_deadline_seconds(ack_deadline.as_secs() as i32);
-        match self
-            .subscriptions
-            .create_subscription()
-            .with_request(s)
-            .send()
+        self.create_subscription(s)
             .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) if is_already_exists(&e) => Ok(()),
-            Err(e) => Err(anyhow!("creating subscription {sub}: {e}")),
-        }
+            .map_err(|e| anyhow!("creating subscription {sub}: {e:#}"))
     }
 
     pub async fn ensure_push_subscription(&self, p: &PushSubscription) -> anyhow::Result<()> {
@@ -177,6 +169,13 @@ impl PubSub {
                     .set_max_delivery_attempts(p.max_delivery_attempts),
             );
         }
+        self.create_subscription(s)
+            .await
+            .map_err(|e| anyhow!("creating push subscription {}: {e:#}", p.name))
+    }
+
+    /// Creates `s`; an existing subscription of that name is fine (set-up is idempotent).
+    async fn create_subscription(&self, s: Subscription) -> anyhow::Result<()> {
         match self
             .subscriptions
             .create_subscription()
@@ -186,7 +185,7 @@ impl PubSub {
         {
             Ok(_) => Ok(()),
             Err(e) if is_already_exists(&e) => Ok(()),
-            Err(e) => Err(anyhow!("creating push subscription {}: {e}", p.name)),
+            Err(e) => Err(e.into()),
         }
     }
 

@@ -70,26 +70,16 @@ pub async fn check(
         )
         .await? as u64;
     let ds = &ctx.gcp.datastore;
-    if owed == 0 {
+    if owed == 0 || next > c.max_rounds {
+        if owed > 0 {
+            settle_remaining(ctx, c, FailureReason::RetriesExhausted).await?;
+        }
         let counts = final_counts(ctx, c).await?;
-        return Ok(RoundState::Advanced(
-            advance(ds, &c.id, owner, c.status, lease, |x| {
-                complete(x, counts.clone())
-            })
-            .await?
-            .into(),
-        ));
-    }
-    if next > c.max_rounds {
-        settle_remaining(ctx, c, FailureReason::RetriesExhausted).await?;
-        let counts = final_counts(ctx, c).await?;
-        return Ok(RoundState::Advanced(
-            advance(ds, &c.id, owner, c.status, lease, |x| {
-                complete(x, counts.clone())
-            })
-            .await?
-            .into(),
-        ));
+        let done = advance(ds, &c.id, owner, c.status, lease, |x| {
+            complete(x, counts.clone())
+        })
+        .await?;
+        return Ok(RoundState::Advanced(Box::new(done)));
     }
     tracing::info!(campaign = %c.id, round = next, owed, "diff retry: next round");
     let retrying = advance(ds, &c.id, owner, c.status, lease, |x| {
