@@ -5,7 +5,7 @@ export CARGO_TERM_COLOR ?= never
 # Tests share one local stack per test binary; a few campaigns at a time keep 2 cores and the emulators busy.
 TEST_THREADS ?= 4
 
-.PHONY: test demo install lint build stack-up stack-down
+.PHONY: test demo memory install lint build stack-up stack-down
 
 ## test: install what is missing, lint, build, and run every test (unit, emulator integration, end to end).
 test: install lint build
@@ -14,6 +14,10 @@ test: install lint build
 ## demo: run a whole campaign on the local stack and print its summary (DEMO_USERS=N to change its size).
 demo: install build
 	./target/debug/segcast-demo
+
+## memory: the scheduler's peak RSS while it extracts and fans out 10,000 and 1,000,000 recipients.
+memory: install build
+	./target/debug/segcast-memory 10000 1000000
 
 ## install: the project-local emulator environment (.local/); quick when already installed.
 install:

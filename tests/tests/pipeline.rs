@@ -326,7 +326,9 @@ async fn pause_holds_batches_and_resume_delivers_the_rest_once() {
     control::pause(&env.ctx.gcp.datastore, &id, "marketer paused")
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_secs(4)).await; // batches in flight finish
+    // Batches already past their status check finish: at most 20 pushes in flight (10 subscriptions x 2),
+    // waiting for slots at 5 requests/s.
+    tokio::time::sleep(Duration::from_secs(8)).await;
     let at_pause = env.fake().stats().recipients_accepted;
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert_eq!(
