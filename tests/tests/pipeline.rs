@@ -658,3 +658,57 @@ async fn a_handler_killed_between_line_accepting_and_acking_never_causes_a_secon
     );
     env.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_test_send_delivers_the_content_to_listed_users_now_and_leaves_the_campaign_alone() {
+    let env = TestEnv::start().await.unwrap();
+    let table = env.users_table("users", 10).await.unwrap();
+    let id = env
+        .campaign(
+            personalised(),
+            &format!("SELECT user_id, name FROM `{table}`"),
+            false,
+        )
+        .await
+        .unwrap();
+    control::pause(&env.ctx.gcp.datastore, &id, "not yet")
+        .await
+        .ok();
+    let me = UserId::parse("U0123456789abcdef0123456789abcdef").unwrap();
+    let attrs = serde_json::json!({"name": "Aki"})
+        .as_object()
+        .unwrap()
+        .clone();
+    let results = control::test_send(
+        &env.ctx.gcp.datastore,
+        &env.line_client,
+        &id,
+        std::slice::from_ref(&me),
+        &attrs,
+    )
+    .await
+    .unwrap();
+    assert!(results[0].delivered, "{results:?}");
+    let records = env.fake().deliveries();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].recipients, vec![me.to_string()]);
+    assert_eq!(
+        records[0].unit, None,
+        "test sends stay out of the campaign's LINE statistics"
+    );
+    assert_eq!(env.get(&id).await.unwrap().counts.delivered, 0);
+    // Too many users, or none, is refused before anything is sent.
+    let many: Vec<UserId> = (0..21).map(|_| me.clone()).collect();
+    assert!(
+        control::test_send(&env.ctx.gcp.datastore, &env.line_client, &id, &many, &attrs)
+            .await
+            .is_err()
+    );
+    assert!(
+        control::test_send(&env.ctx.gcp.datastore, &env.line_client, &id, &[], &attrs)
+            .await
+            .is_err()
+    );
+    assert_eq!(env.fake().deliveries().len(), 1);
+    env.stop().await;
+}

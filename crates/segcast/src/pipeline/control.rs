@@ -109,3 +109,65 @@ pub async fn parked(ds: &Datastore, id: &CampaignId) -> anyhow::Result<Vec<Parke
     ds.query_eq("campaign_id", Indexed::Str(id.to_string()))
         .await
 }
+
+/// What a test send did for one user.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TestSendResult {
+    pub user_id: String,
+    pub delivered: bool,
+    pub detail: Option<String>,
+}
+
+/// Test send: the campaign's content, now, by push, to a short list of users (at most
+/// [`TEST_SEND_MAX`]), e.g. the marketer's own LINE account. It is not part of the campaign: no batches, no
+/// delivery logs, no aggregation unit (LINE's campaign statistics stay clean), and a fresh retry key per call
+/// (sending a test twice is meant to deliver twice). Placeholders are filled from `attrs`.
+pub async fn test_send(
+    ds: &Datastore,
+    line: &crate::line::LineClient,
+    id: &CampaignId,
+    users: &[crate::domain::UserId],
+    attrs: &serde_json::Map<String, serde_json::Value>,
+) -> anyhow::Result<Vec<TestSendResult>> {
+    use crate::line::{Endpoint, SendOutcome};
+    if users.is_empty() || users.len() > TEST_SEND_MAX {
+        bail!(
+            "a test send goes to 1 to {TEST_SEND_MAX} users, not {}",
+            users.len()
+        );
+    }
+    let campaign: Campaign = ds
+        .get(id.as_str())
+        .await?
+        .ok_or_else(|| anyhow!("campaign {id} does not exist"))?;
+    let content: crate::catalog::Content = ds
+        .get(campaign.content_id.as_str())
+        .await?
+        .ok_or_else(|| anyhow!("content {} does not exist", campaign.content_id))?;
+    let messages = content.messages.render(attrs);
+    let mut out = Vec::with_capacity(users.len());
+    for user in users {
+        let body = serde_json::json!({ "to": user.as_str(), "messages": messages });
+        let outcome = line
+            .send(
+                &campaign.channel_id,
+                Endpoint::Push,
+                &body,
+                uuid::Uuid::new_v4(),
+            )
+            .await;
+        let (delivered, detail) = match outcome {
+            SendOutcome::Accepted { .. } | SendOutcome::AlreadyAccepted { .. } => (true, None),
+            other => (false, Some(format!("{other:?}"))),
+        };
+        out.push(TestSendResult {
+            user_id: user.to_string(),
+            delivered,
+            detail,
+        });
+    }
+    Ok(out)
+}
+
+/// The most users a test send may go to.
+pub const TEST_SEND_MAX: usize = 20;
