@@ -33,6 +33,30 @@ async fn rate_limited_env(budget_s: u64) -> TestEnv {
     TestEnv::start_with(opts).await.unwrap()
 }
 
+/// A 20,000-recipient campaign sending slowly (500-recipient batches at 5 multicast requests/s), driven until
+/// LINE has accepted 2,000 of them.
+async fn slow_campaign_under_way(opts: EnvOptions) -> (TestEnv, segcast::domain::CampaignId) {
+    let opts = opts
+        .set("SEGCAST_MULTICAST_BATCH", 500)
+        .set("SEGCAST_LINE_MULTICAST_RATE", 5);
+    let env = TestEnv::start_with(opts).await.unwrap();
+    let table = env.users_table("users", 20_000).await.unwrap();
+    let id = env
+        .campaign(
+            text("hello"),
+            &format!("SELECT user_id FROM `{table}`"),
+            false,
+        )
+        .await
+        .unwrap();
+    env.run_until(&id, "s", 2 * MINUTE, |_| {
+        env.fake().stats().recipients_accepted >= 2_000
+    })
+    .await
+    .unwrap();
+    (env, id)
+}
+
 /// Asserts the fake LINE server accepted each of `expected` recipients exactly once for the campaign.
 fn assert_delivered_once(env: &TestEnv, campaign: &str, expected: u64) {
     let stats = env.fake().stats();
@@ -305,24 +329,7 @@ async fn an_exhausted_quota_pauses_the_campaign_and_it_resumes_when_raised() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pause_holds_batches_and_resume_delivers_the_rest_once() {
-    let opts = EnvOptions::default()
-        .set("SEGCAST_MULTICAST_BATCH", 500)
-        .set("SEGCAST_LINE_MULTICAST_RATE", 5);
-    let env = TestEnv::start_with(opts).await.unwrap();
-    let table = env.users_table("users", 20_000).await.unwrap();
-    let id = env
-        .campaign(
-            text("hello"),
-            &format!("SELECT user_id FROM `{table}`"),
-            false,
-        )
-        .await
-        .unwrap();
-    env.run_until(&id, "s", 2 * MINUTE, |_| {
-        env.fake().stats().recipients_accepted >= 2_000
-    })
-    .await
-    .unwrap();
+    let (env, id) = slow_campaign_under_way(EnvOptions::default()).await;
     control::pause(&env.ctx.gcp.datastore, &id, "marketer paused")
         .await
         .unwrap();
@@ -350,25 +357,9 @@ async fn pause_holds_batches_and_resume_delivers_the_rest_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_mid_campaign_settles_every_target_as_delivered_or_canceled() {
     let opts = EnvOptions::default()
-        .set("SEGCAST_MULTICAST_BATCH", 500)
-        .set("SEGCAST_LINE_MULTICAST_RATE", 5)
         .set("SEGCAST_PUSH_BUDGET_SECONDS", 4)
         .set("SEGCAST_ACK_DEADLINE_SECONDS", 10);
-    let env = TestEnv::start_with(opts).await.unwrap();
-    let table = env.users_table("users", 20_000).await.unwrap();
-    let id = env
-        .campaign(
-            text("hello"),
-            &format!("SELECT user_id FROM `{table}`"),
-            false,
-        )
-        .await
-        .unwrap();
-    env.run_until(&id, "s", 2 * MINUTE, |_| {
-        env.fake().stats().recipients_accepted >= 2_000
-    })
-    .await
-    .unwrap();
+    let (env, id) = slow_campaign_under_way(opts).await;
     control::cancel(&env.ctx.gcp.datastore, &id, Duration::from_secs(10))
         .await
         .unwrap();
