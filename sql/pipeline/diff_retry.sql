@@ -1,6 +1,7 @@
 -- The diff retry: targets EXCEPT DISTINCT recipients already settled for good (delivered, validated, or failed
--- for a reason that retrying cannot change). What remains is owed another round.
-CREATE OR REPLACE TABLE `{dataset}.round_{campaign}_{round}` AS
+-- for a reason that retrying cannot change). What remains is still owed: it becomes the next round's table, or
+-- is settled by log_remaining.sql when the campaign ends.
+CREATE OR REPLACE TABLE `{dataset}.{owed_table}` AS
 SELECT targets.*
 FROM `{dataset}.targets_{campaign}` AS targets
 JOIN (

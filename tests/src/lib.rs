@@ -206,6 +206,23 @@ impl TestEnv {
         Ok(fq)
     }
 
+    /// A table of `n` synthetic users and a campaign due now sending `messages` to all of them (the segment
+    /// returns `user_id` and `name`, so personalised content can use `{{name}}`).
+    pub async fn campaign_for_users(
+        &self,
+        n: u64,
+        messages: serde_json::Value,
+        dry_run: bool,
+    ) -> anyhow::Result<CampaignId> {
+        let table = self.users_table("users", n).await?;
+        self.campaign(
+            messages,
+            &format!("SELECT user_id, name FROM `{table}`"),
+            dry_run,
+        )
+        .await
+    }
+
     /// Registers content, segment and channel, and a campaign due now (scheduled). Returns the campaign id.
     pub async fn campaign(
         &self,

@@ -40,13 +40,8 @@ async fn slow_campaign_under_way(opts: EnvOptions) -> (TestEnv, segcast::domain:
         .set("SEGCAST_MULTICAST_BATCH", 500)
         .set("SEGCAST_LINE_MULTICAST_RATE", 5);
     let env = TestEnv::start_with(opts).await.unwrap();
-    let table = env.users_table("users", 20_000).await.unwrap();
     let id = env
-        .campaign(
-            text("hello"),
-            &format!("SELECT user_id FROM `{table}`"),
-            false,
-        )
+        .campaign_for_users(20_000, text("hello"), false)
         .await
         .unwrap();
     env.run_until(&id, "s", 2 * MINUTE, |_| {
@@ -75,13 +70,8 @@ fn assert_delivered_once(env: &TestEnv, campaign: &str, expected: u64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_multicast_campaign_reaches_every_target_once_and_counts_add_up() {
     let env = TestEnv::start().await.unwrap();
-    let table = env.users_table("users", 3_000).await.unwrap();
     let id = env
-        .campaign(
-            text("hello"),
-            &format!("SELECT user_id FROM `{table}`"),
-            false,
-        )
+        .campaign_for_users(3_000, text("hello"), false)
         .await
         .unwrap();
     let c = env.run_to_end(&id, 2 * MINUTE).await.unwrap();
@@ -102,13 +92,8 @@ async fn a_multicast_campaign_reaches_every_target_once_and_counts_add_up() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn personalised_content_goes_by_push_rendered_per_recipient() {
     let env = TestEnv::start().await.unwrap();
-    let table = env.users_table("users", 300).await.unwrap();
     let id = env
-        .campaign(
-            personalised(),
-            &format!("SELECT user_id, name FROM `{table}`"),
-            false,
-        )
+        .campaign_for_users(300, personalised(), false)
         .await
         .unwrap();
     let c = env.run_to_end(&id, 2 * MINUTE).await.unwrap();
@@ -156,13 +141,8 @@ async fn duplicate_null_and_malformed_user_ids_are_counted_and_never_sent() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dry_run_validates_and_sends_nothing() {
     let env = TestEnv::start().await.unwrap();
-    let table = env.users_table("users", 1_500).await.unwrap();
     let id = env
-        .campaign(
-            text("hello"),
-            &format!("SELECT user_id FROM `{table}`"),
-            true,
-        )
+        .campaign_for_users(1_500, text("hello"), true)
         .await
         .unwrap();
     let c = env.run_to_end(&id, 2 * MINUTE).await.unwrap();
@@ -183,13 +163,8 @@ async fn a_dry_run_validates_and_sends_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_schedulers_racing_claim_once_and_deliver_once() {
     let env = TestEnv::start().await.unwrap();
-    let table = env.users_table("users", 5_000).await.unwrap();
     let id = env
-        .campaign(
-            text("hello"),
-            &format!("SELECT user_id FROM `{table}`"),
-            false,
-        )
+        .campaign_for_users(5_000, text("hello"), false)
         .await
         .unwrap();
     // Racing claims: exactly one of many concurrent claims wins.
@@ -250,13 +225,8 @@ async fn lost_responses_500s_timeouts_and_429_bursts_still_deliver_each_recipien
     }
     .set("SEGCAST_LINE_TIMEOUT_MS", 1_000);
     let env = TestEnv::start_with(opts).await.unwrap();
-    let table = env.users_table("users", 1_000).await.unwrap();
     let id = env
-        .campaign(
-            personalised(),
-            &format!("SELECT user_id, name FROM `{table}`"),
-            false,
-        )
+        .campaign_for_users(1_000, personalised(), false)
         .await
         .unwrap();
     let c = env.run_to_end(&id, 4 * MINUTE).await.unwrap();
@@ -290,13 +260,8 @@ async fn an_exhausted_quota_pauses_the_campaign_and_it_resumes_when_raised() {
     }
     .set("SEGCAST_MULTICAST_BATCH", 500);
     let env = TestEnv::start_with(opts).await.unwrap();
-    let table = env.users_table("users", 5_000).await.unwrap();
     let id = env
-        .campaign(
-            text("hello"),
-            &format!("SELECT user_id FROM `{table}`"),
-            false,
-        )
+        .campaign_for_users(5_000, text("hello"), false)
         .await
         .unwrap();
     let c = env
@@ -395,13 +360,8 @@ async fn recipients_rate_limited_past_the_budget_go_out_in_a_diff_retry_round() 
     // Every request answers 429 for the first seconds: the handler backs off until its budget ends and logs the
     // recipients as retryable; the EXCEPT DISTINCT diff sends them in round 2 once LINE takes requests again.
     let env = rate_limited_env(2).await;
-    let table = env.users_table("users", 2_000).await.unwrap();
     let id = env
-        .campaign(
-            text("hello"),
-            &format!("SELECT user_id FROM `{table}`"),
-            false,
-        )
+        .campaign_for_users(2_000, text("hello"), false)
         .await
         .unwrap();
     env.run_until(&id, "s", 2 * MINUTE, |c| c.round == 2)
@@ -421,13 +381,8 @@ async fn recipients_rate_limited_past_the_budget_go_out_in_a_diff_retry_round() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rounds_are_bounded_and_what_is_left_fails_with_retries_exhausted() {
     let env = rate_limited_env(1).await;
-    let table = env.users_table("users", 500).await.unwrap();
     let id = env
-        .campaign(
-            text("hello"),
-            &format!("SELECT user_id FROM `{table}`"),
-            false,
-        )
+        .campaign_for_users(500, text("hello"), false)
         .await
         .unwrap();
     let c = env.run_to_end(&id, 3 * MINUTE).await.unwrap();
@@ -445,13 +400,8 @@ async fn rounds_are_bounded_and_what_is_left_fails_with_retries_exhausted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redelivered_done_batch_is_acknowledged_without_sending() {
     let env = TestEnv::start().await.unwrap();
-    let table = env.users_table("users", 1_000).await.unwrap();
     let id = env
-        .campaign(
-            text("hello"),
-            &format!("SELECT user_id FROM `{table}`"),
-            false,
-        )
+        .campaign_for_users(1_000, text("hello"), false)
         .await
         .unwrap();
     env.run_to_end(&id, 2 * MINUTE).await.unwrap();
@@ -515,13 +465,8 @@ async fn a_scheduler_killed_mid_fan_out_is_resumed_by_another_without_resending_
         .set("SEGCAST_MULTICAST_BATCH", 100)
         .set("SEGCAST_FANOUT_RATE", 100);
     let env = TestEnv::start_with(opts).await.unwrap();
-    let table = env.users_table("users", 30_000).await.unwrap();
     let id = env
-        .campaign(
-            text("hello"),
-            &format!("SELECT user_id FROM `{table}`"),
-            false,
-        )
+        .campaign_for_users(30_000, text("hello"), false)
         .await
         .unwrap();
     let sched = |port: u16| {
@@ -609,13 +554,8 @@ async fn a_handler_killed_between_line_accepting_and_acking_never_causes_a_secon
         ..Default::default()
     };
     let env = TestEnv::start_with(opts).await.unwrap();
-    let table = env.users_table("users", 400).await.unwrap();
     let id = env
-        .campaign(
-            personalised(),
-            &format!("SELECT user_id, name FROM `{table}`"),
-            false,
-        )
+        .campaign_for_users(400, personalised(), false)
         .await
         .unwrap();
     let handler =
@@ -653,13 +593,8 @@ async fn a_handler_killed_between_line_accepting_and_acking_never_causes_a_secon
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_test_send_delivers_the_content_to_listed_users_now_and_leaves_the_campaign_alone() {
     let env = TestEnv::start().await.unwrap();
-    let table = env.users_table("users", 10).await.unwrap();
     let id = env
-        .campaign(
-            personalised(),
-            &format!("SELECT user_id, name FROM `{table}`"),
-            false,
-        )
+        .campaign_for_users(10, personalised(), false)
         .await
         .unwrap();
     control::pause(&env.ctx.gcp.datastore, &id, "not yet")

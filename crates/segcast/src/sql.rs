@@ -87,6 +87,7 @@ impl Sql {
             "bucket",
             "segment_sql",
             "round_table",
+            "owed_table",
         ] {
             assert!(
                 !out.contains(&format!("{{{name}}}")),

@@ -44,11 +44,10 @@ async fn main() -> anyhow::Result<()> {
         env.line_url
     );
 
-    let table = env.users_table("demo_users", users).await?;
     let campaign = env
-        .campaign(
+        .campaign_for_users(
+            users,
             text("Thanks for being a member! This week's sale starts now."),
-            &format!("SELECT user_id FROM `{table}`"),
             false,
         )
         .await?;

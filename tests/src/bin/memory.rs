@@ -34,14 +34,7 @@ async fn main() -> anyhow::Result<()> {
     };
     for n in sizes {
         let env = TestEnv::start().await?;
-        let table = env.users_table("users", n).await?;
-        let id = env
-            .campaign(
-                text("hello"),
-                &format!("SELECT user_id FROM `{table}`"),
-                false,
-            )
-            .await?;
+        let id = env.campaign_for_users(n, text("hello"), false).await?;
         let t0 = Instant::now();
         let mut scheduler = Service::spawn(
             &env,

@@ -4,7 +4,7 @@
 //! BigQuery table names, so it is restricted to lowercase letters, digits and `_`, at most 30 characters.
 
 use super::ParseError;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 fn is_slug(s: &str, max: usize) -> bool {
     !s.is_empty()
@@ -40,24 +40,9 @@ macro_rules! slug_id {
                 let hex = uuid::Uuid::new_v4().simple().to_string();
                 Self(format!("{}{}", $prefix, &hex[..12]))
             }
-
-            pub fn as_str(&self) -> &str {
-                &self.0
-            }
         }
 
-        impl<'de> Deserialize<'de> for $name {
-            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                let s = String::deserialize(d)?;
-                Self::parse(&s).map_err(serde::de::Error::custom)
-            }
-        }
-
-        impl std::fmt::Display for $name {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(&self.0)
-            }
-        }
+        validated_string!($name);
     };
 }
 
@@ -81,24 +66,9 @@ impl ChannelId {
             ))
         }
     }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
 }
 
-impl<'de> Deserialize<'de> for ChannelId {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        Self::parse(&s).map_err(serde::de::Error::custom)
-    }
-}
-
-impl std::fmt::Display for ChannelId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+validated_string!(ChannelId);
 
 #[cfg(test)]
 mod tests {

@@ -1,5 +1,30 @@
 //! The domain model: types that parse, never trust.
 
+/// The shared half of a validated string newtype `$name(String)` with a `parse` of its own: `as_str`,
+/// `Display`, and a `Deserialize` that goes through `parse` (so stored or received values are checked too).
+macro_rules! validated_string {
+    ($name:ident) => {
+        impl $name {
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = <String as serde::Deserialize>::deserialize(d)?;
+                Self::parse(&s).map_err(serde::de::Error::custom)
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
 mod batch;
 mod campaign;
 mod delivery_log;

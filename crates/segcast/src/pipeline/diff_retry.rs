@@ -51,28 +51,12 @@ pub async fn check(
         });
     }
     let next = c.round + 1;
-    let next_s = next.to_string();
-    bq.execute(
-        &sql::DIFF_RETRY.render(&[
-            ("dataset", ctx.dataset()),
-            ("campaign", c.id.as_str()),
-            ("round", &next_s),
-        ]),
-        &[Param::Str("campaign", c.id.to_string())],
-    )
-    .await?;
     let table = format!("round_{}_{next}", c.id);
-    let owed = bq
-        .query_i64(
-            &format!("SELECT COUNT(*) AS owed FROM `{}.{table}`", ctx.dataset()),
-            &[],
-            "owed",
-        )
-        .await? as u64;
+    let owed = compute_owed(ctx, c, &table).await?;
     let ds = &ctx.gcp.datastore;
     if owed == 0 || next > c.max_rounds {
         if owed > 0 {
-            settle_remaining(ctx, c, FailureReason::RetriesExhausted).await?;
+            log_owed_as_failed(ctx, c, &table, FailureReason::RetriesExhausted).await?;
         }
         let counts = final_counts(ctx, c).await?;
         let done = advance(ds, &c.id, owner, c.status, lease, |x| {
@@ -112,25 +96,56 @@ fn complete(c: &mut Campaign, counts: CampaignCounts) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Logs every recipient still owed as failed with `reason`.
+/// Writes the recipients `c` still owes (the diff) into `table`; returns how many there are.
+async fn compute_owed(ctx: &Ctx, c: &Campaign, table: &str) -> anyhow::Result<u64> {
+    let bq = &ctx.gcp.bigquery;
+    let values = [
+        ("dataset", ctx.dataset()),
+        ("campaign", c.id.as_str()),
+        ("owed_table", table),
+    ];
+    bq.execute(
+        &sql::DIFF_RETRY.render(&values),
+        &[Param::Str("campaign", c.id.to_string())],
+    )
+    .await?;
+    let count = format!("SELECT COUNT(*) AS owed FROM `{}.{table}`", ctx.dataset());
+    Ok(bq.query_i64(&count, &[], "owed").await? as u64)
+}
+
+/// Logs each recipient in the owed `table` as failed with `reason`.
+async fn log_owed_as_failed(
+    ctx: &Ctx,
+    c: &Campaign,
+    table: &str,
+    reason: FailureReason,
+) -> anyhow::Result<()> {
+    let values = [
+        ("dataset", ctx.dataset()),
+        ("campaign", c.id.as_str()),
+        ("owed_table", table),
+    ];
+    let params = [
+        Param::Str("campaign", c.id.to_string()),
+        Param::Int("round", i64::from(c.round)),
+        Param::Str("channel", c.channel_id.to_string()),
+        Param::Str("reason", reason.as_str().to_owned()),
+    ];
+    ctx.gcp
+        .bigquery
+        .execute(&sql::LOG_REMAINING.render(&values), &params)
+        .await
+}
+
+/// Logs every recipient still owed as failed with `reason` (a canceled campaign's end).
 pub async fn settle_remaining(
     ctx: &Ctx,
     c: &Campaign,
     reason: FailureReason,
 ) -> anyhow::Result<()> {
-    let values = [("dataset", ctx.dataset()), ("campaign", c.id.as_str())];
-    ctx.gcp
-        .bigquery
-        .execute(
-            &sql::LOG_REMAINING.render(&values),
-            &[
-                Param::Str("campaign", c.id.to_string()),
-                Param::Int("round", i64::from(c.round)),
-                Param::Str("channel", c.channel_id.to_string()),
-                Param::Str("reason", reason.as_str().to_owned()),
-            ],
-        )
-        .await
+    let table = format!("owed_{}_final", c.id);
+    compute_owed(ctx, c, &table).await?;
+    log_owed_as_failed(ctx, c, &table, reason).await
 }
 
 /// The campaign's counts from the deduplicated per-recipient outcomes. `targeted = delivered + failed`.

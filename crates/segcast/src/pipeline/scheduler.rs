@@ -86,6 +86,11 @@ async fn drive(
 ) -> anyhow::Result<()> {
     let ds = &ctx.gcp.datastore;
     let (owner, lease) = (opts.owner.as_str(), opts.lease);
+    // Batches parked while the campaign was paused go back out once, when a scheduler takes it up again (a
+    // pause stops any drive in progress, so a resumed campaign always starts a new one).
+    if c.status.is_running() {
+        republish_parked(ctx, &c).await?;
+    }
     loop {
         if Instant::now() >= deadline {
             return Ok(());
@@ -98,7 +103,6 @@ async fn drive(
         let step: Result<Campaign, AdvanceError> = match c.status {
             CampaignStatus::Extracting => extract::run(ctx, &c, owner, lease).await,
             CampaignStatus::FanningOut => {
-                republish_parked(ctx, &c).await?;
                 match fanout::run(ctx, &c, owner, lease, deadline).await {
                     Ok(FanoutResult::Completed(c)) => Ok(*c),
                     Ok(FanoutResult::Yielded) => return Ok(()),
@@ -106,7 +110,6 @@ async fn drive(
                 }
             }
             CampaignStatus::Delivering | CampaignStatus::Retrying => {
-                republish_parked(ctx, &c).await?;
                 match diff_retry::check(ctx, &c, owner, lease).await {
                     Ok(RoundState::Advanced(c)) => Ok(*c),
                     Ok(RoundState::Waiting { settled, expected }) => {
