@@ -1,0 +1,153 @@
+# One service account per service, and each holds only what its code does, granted on the narrowest
+# resource possible (a topic, a secret, the dataset, the bucket) rather than the project. The reviewed list
+# of (account, role, scope) with the reason for each is the ROLES table in crates/infra-check/src/roles.rs;
+# the check fails on any grant that is not in it.
+
+locals {
+  service_accounts = {
+    scheduler         = "segcast-scheduler: claims campaigns, runs segment SQL, exports, fans out"
+    delivery          = "segcast-delivery: Pub/Sub push handler that sends to LINE"
+    log-sink          = "segcast-log-sink: delivery-log topic to BigQuery (only where no BigQuery subscription)"
+    click-redirect    = "segcast-click-redirect: public click redirect"
+    console           = "segcast-console: the marketers' console behind IAP"
+    pubsub-push       = "identity Pub/Sub signs delivery pushes as"
+    scheduler-invoker = "identity Cloud Scheduler signs ticks as"
+  }
+
+  # Project-level grants: only where the resource has no finer IAM (Datastore, BigQuery jobs).
+  project_roles = [
+    { account = "scheduler", role = "roles/datastore.user" },
+    { account = "scheduler", role = "roles/bigquery.jobUser" },
+    { account = "delivery", role = "roles/datastore.user" },
+    { account = "console", role = "roles/datastore.user" },
+    { account = "console", role = "roles/bigquery.jobUser" },
+  ]
+
+  # Dataset-level grants on the segcast dataset.
+  dataset_roles = concat(
+    [
+      { member = "serviceAccount:${google_service_account.sa["scheduler"].email}", role = "roles/bigquery.dataEditor" },
+      { member = "serviceAccount:${google_service_account.sa["console"].email}", role = "roles/bigquery.dataViewer" },
+      # BigQuery subscriptions write as the Pub/Sub service agent.
+      { member = "serviceAccount:${local.pubsub_service_agent}", role = "roles/bigquery.dataEditor" },
+    ],
+    var.enable_log_sink ? [
+      { member = "serviceAccount:${google_service_account.sa["log-sink"].email}", role = "roles/bigquery.dataEditor" },
+    ] : [],
+  )
+
+  # Read access to the datasets segment SQL reads, for the scheduler (runs it) and the console (previews).
+  segment_source_grants = flatten([
+    for ds in var.segment_source_datasets : [
+      for account in ["scheduler", "console"] : {
+        key     = "${ds}/${account}"
+        project = length(split(".", ds)) == 2 ? split(".", ds)[0] : var.project_id
+        dataset = length(split(".", ds)) == 2 ? split(".", ds)[1] : ds
+        account = account
+      }
+    ]
+  ])
+}
+
+resource "google_service_account" "sa" {
+  for_each = local.service_accounts
+
+  project      = var.project_id
+  account_id   = "segcast-${each.key}"
+  display_name = "segcast ${each.key}"
+  description  = each.value
+}
+
+resource "google_project_iam_member" "project" {
+  for_each = { for g in local.project_roles : "${g.account}/${g.role}" => g }
+
+  project = var.project_id
+  role    = each.value.role
+  member  = "serviceAccount:${google_service_account.sa[each.value.account].email}"
+}
+
+resource "google_bigquery_dataset_iam_member" "segcast" {
+  for_each = { for g in local.dataset_roles : "${g.member}/${g.role}" => g }
+
+  project    = var.project_id
+  dataset_id = google_bigquery_dataset.segcast.dataset_id
+  role       = each.value.role
+  member     = each.value.member
+}
+
+resource "google_bigquery_dataset_iam_member" "segment_sources" {
+  for_each = { for g in local.segment_source_grants : g.key => g }
+
+  project    = each.value.project
+  dataset_id = each.value.dataset
+  role       = "roles/bigquery.dataViewer"
+  member     = "serviceAccount:${google_service_account.sa[each.value.account].email}"
+}
+
+# EXPORT DATA writes the segment files as the scheduler; the fan-out reads them back.
+resource "google_storage_bucket_iam_member" "scheduler_exports" {
+  bucket = google_storage_bucket.exports.name
+  role   = "roles/storage.objectAdmin"
+  member = "serviceAccount:${google_service_account.sa["scheduler"].email}"
+}
+
+# The fan-out (and the re-publishing of parked batches) publishes to every delivery topic.
+resource "google_pubsub_topic_iam_member" "scheduler_delivery" {
+  count = var.delivery_topics
+
+  project = var.project_id
+  topic   = module.delivery_topics.topic_names[count.index]
+  role    = "roles/pubsub.publisher"
+  member  = "serviceAccount:${google_service_account.sa["scheduler"].email}"
+}
+
+# The delivery handler publishes each request's outcome to the delivery-log topic.
+resource "google_pubsub_topic_iam_member" "delivery_log" {
+  project = var.project_id
+  topic   = google_pubsub_topic.delivery_log.name
+  role    = "roles/pubsub.publisher"
+  member  = "serviceAccount:${google_service_account.sa["delivery"].email}"
+}
+
+resource "google_pubsub_topic_iam_member" "click_redirect_clicks" {
+  project = var.project_id
+  topic   = google_pubsub_topic.click_logs.name
+  role    = "roles/pubsub.publisher"
+  member  = "serviceAccount:${google_service_account.sa["click-redirect"].email}"
+}
+
+resource "google_pubsub_subscription_iam_member" "log_sink" {
+  count = var.enable_log_sink ? 1 : 0
+
+  project      = var.project_id
+  subscription = google_pubsub_subscription.delivery_log_sink[0].name
+  role         = "roles/pubsub.subscriber"
+  member       = "serviceAccount:${google_service_account.sa["log-sink"].email}"
+}
+
+# Channel credentials: only the delivery handler reads them.
+resource "google_secret_manager_secret_iam_member" "delivery_channels" {
+  for_each = google_secret_manager_secret.line_channel
+
+  project   = var.project_id
+  secret_id = each.value.secret_id
+  role      = "roles/secretmanager.secretAccessor"
+  member    = "serviceAccount:${google_service_account.sa["delivery"].email}"
+}
+
+# Click-signing keys: the handler signs links, the redirect verifies them.
+resource "google_secret_manager_secret_iam_member" "click_keys" {
+  for_each = toset(["delivery", "click-redirect"])
+
+  project   = var.project_id
+  secret_id = google_secret_manager_secret.click_keys.secret_id
+  role      = "roles/secretmanager.secretAccessor"
+  member    = "serviceAccount:${google_service_account.sa[each.value].email}"
+}
+
+# Only for projects created before April 2021: the Pub/Sub service agent mints the push OIDC tokens.
+resource "google_service_account_iam_member" "pubsub_push_token_creator" {
+  service_account_id = google_service_account.sa["pubsub-push"].name
+  role               = "roles/iam.serviceAccountTokenCreator"
+  member             = "serviceAccount:${local.pubsub_service_agent}"
+}
