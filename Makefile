@@ -5,7 +5,7 @@ export CARGO_TERM_COLOR ?= never
 # Tests share one local stack per test binary; a few campaigns at a time keep 2 cores and the emulators busy.
 TEST_THREADS ?= 4
 
-.PHONY: test demo memory install lint build stack-up stack-down
+.PHONY: test demo bench memory install lint build stack-up stack-down
 
 ## test: install what is missing, lint, build, and run every test (unit, emulator integration, end to end).
 test: install lint build
@@ -15,9 +15,16 @@ test: install lint build
 demo: install build
 	./target/debug/segcast-demo
 
-## memory: the scheduler's peak RSS while it extracts and fans out 10,000 and 1,000,000 recipients.
-memory: install build
-	./target/debug/segcast-memory 10000 1000000
+## bench: speed, rate-limit accuracy and memory on the local stack, release build (QUICK=1: a few minutes).
+## Prints a table and one JSON object per scenario; results and charts go to bench-results/.
+bench: install
+	$(CARGO) build --release --workspace --bins --examples
+	./target/release/segcast-bench $(if $(filter-out 0,$(QUICK)),--quick) $(BENCH_ARGS)
+
+## memory: only the memory scenario of the bench (peak RSS of scheduler and handler per segment size).
+memory: install
+	$(CARGO) build --release --workspace --bins --examples
+	./target/release/segcast-bench --only memory $(BENCH_ARGS)
 
 ## install: the project-local emulator environment (.local/); quick when already installed.
 install:

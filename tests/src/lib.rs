@@ -237,6 +237,7 @@ impl TestEnv {
             id: ContentId::generate(),
             name: "test content".into(),
             messages,
+            links: Default::default(),
             updated_at: now,
         };
         let segment = Segment {
@@ -370,16 +371,61 @@ pub struct Service {
 
 impl Service {
     pub fn spawn(env: &TestEnv, bin: &str, extra: &[(&str, String)]) -> anyhow::Result<Self> {
+        Self::spawn_logged(env, bin, extra, None)
+    }
+
+    /// Like [`Service::spawn`]; with `log` set, its JSON log lines (`RUST_LOG=info`) go to that file.
+    pub fn spawn_logged(
+        env: &TestEnv,
+        bin: &str,
+        extra: &[(&str, String)],
+        log: Option<&std::path::Path>,
+    ) -> anyhow::Result<Self> {
         let mut cmd = std::process::Command::new(workspace_bin(bin));
         cmd.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", if log.is_some() { "info" } else { "warn" })
             .envs(env.vars.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .envs(extra.iter().map(|(k, v)| (*k, v.as_str())))
             .stdout(std::process::Stdio::null());
+        if let Some(path) = log {
+            cmd.stderr(std::fs::File::create(path).with_context(|| path.display().to_string())?);
+        }
         Ok(Self {
             child: cmd.spawn()?,
         })
+    }
+
+    /// The process's peak resident memory so far (VmHWM), in KiB.
+    pub fn peak_rss_kb(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        status
+            .lines()
+            .find(|l| l.starts_with("VmHWM:"))?
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()
+    }
+
+    /// Waits until the service answers `GET /healthz` on `port`.
+    pub async fn wait_healthy(&mut self, port: u16, timeout: Duration) -> anyhow::Result<()> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let url = format!("http://127.0.0.1:{port}/healthz");
+        loop {
+            if let Ok(r) = reqwest::get(&url).await
+                && r.status().is_success()
+            {
+                return Ok(());
+            }
+            if let Some(status) = self.child.try_wait()? {
+                bail!("the service exited ({status}) before it was healthy");
+            }
+            if tokio::time::Instant::now() > deadline {
+                bail!("the service did not answer {url} within {timeout:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// kill -9.

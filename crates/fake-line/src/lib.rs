@@ -51,6 +51,7 @@ pub use config::{Config, Endpoint, Faults, InsightConfig, Latency, RateLimit, Ra
 pub use faults::FaultCounts;
 pub use quota::QuotaStats;
 pub use records::{Record, UnitStats};
+pub use rate_limit::Timeline;
 pub use stats::Stats;
 
 use state::{App, AppState};

@@ -30,11 +30,33 @@ impl Window {
     }
 }
 
+/// Seconds of per-second history kept per channel and endpoint (two hours).
+const TIMELINE_SECONDS: usize = 7200;
+
 #[derive(Default)]
 struct EndpointState {
     limit: Window,
     accepted_1s: Window,
     max_accepted_1s: u64,
+    /// (unix second, accepted requests in it), oldest first; seconds with none are absent.
+    timeline: std::collections::VecDeque<(u64, u64)>,
+    first_ms: u64,
+    last_ms: u64,
+    accepted: u64,
+}
+
+/// The accepted requests of one channel and endpoint over time: what a benchmark reads to compute the rate
+/// achieved while sending and to chart it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct Timeline {
+    /// Unix time (ms) of the first and the last accepted request.
+    pub first_ms: u64,
+    pub last_ms: u64,
+    /// Accepted requests in all.
+    pub accepted: u64,
+    /// `[unix second, accepted requests]` for each second with any (the last two hours).
+    pub per_second: Vec<[u64; 2]>,
 }
 
 pub(crate) struct RateLimiter {
@@ -76,6 +98,51 @@ impl RateLimiter {
         let e = endpoint_state(&mut state, channel, endpoint);
         let n = e.accepted_1s.bump(now_ms / 1000);
         e.max_accepted_1s = e.max_accepted_1s.max(n);
+        if e.accepted == 0 {
+            e.first_ms = now_ms;
+        }
+        e.accepted += 1;
+        e.last_ms = e.last_ms.max(now_ms);
+        let sec = now_ms / 1000;
+        match e.timeline.back_mut() {
+            Some((s, count)) if *s == sec => *count += 1,
+            // Requests may be noted slightly out of order across threads: count a late one in its second.
+            _ => match e.timeline.iter_mut().rev().find(|(s, _)| *s == sec) {
+                Some((_, count)) => *count += 1,
+                None => {
+                    e.timeline.push_back((sec, 1));
+                    e.timeline.make_contiguous().sort_unstable();
+                    while e.timeline.len() > TIMELINE_SECONDS {
+                        e.timeline.pop_front();
+                    }
+                }
+            },
+        }
+    }
+
+    /// channel -> endpoint -> accepted requests over time.
+    pub(crate) fn timelines(&self) -> BTreeMap<String, BTreeMap<String, Timeline>> {
+        let state = self.state.lock();
+        let mut out = BTreeMap::new();
+        for (channel, endpoints) in state.iter() {
+            let m: BTreeMap<String, Timeline> = endpoints
+                .iter()
+                .filter(|(_, s)| s.accepted > 0)
+                .map(|(e, s)| {
+                    let t = Timeline {
+                        first_ms: s.first_ms,
+                        last_ms: s.last_ms,
+                        accepted: s.accepted,
+                        per_second: s.timeline.iter().map(|&(s, n)| [s, n]).collect(),
+                    };
+                    (e.as_str().to_string(), t)
+                })
+                .collect();
+            if !m.is_empty() {
+                out.insert(channel.clone(), m);
+            }
+        }
+        out
     }
 
     /// channel -> endpoint -> most accepted requests in one 1-second window.
@@ -152,5 +219,17 @@ mod tests {
             r.note_accepted("c", Endpoint::Push, 2000 + i);
         }
         assert_eq!(r.max_rates()["c"]["push"], 5);
+    }
+
+    #[test]
+    fn timeline_counts_each_second_and_the_first_and_last_request() {
+        let r = RateLimiter::new(RateLimits::default(), true);
+        for ms in [1_500, 1_900, 3_100, 2_050, 3_999] {
+            r.note_accepted("c", Endpoint::Multicast, ms);
+        }
+        let t = &r.timelines()["c"]["multicast"];
+        assert_eq!(t.per_second, vec![[1, 2], [2, 1], [3, 2]]);
+        assert_eq!((t.first_ms, t.last_ms, t.accepted), (1_500, 3_999, 5));
+        assert!(!r.timelines()["c"].contains_key("push"));
     }
 }

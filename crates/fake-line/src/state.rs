@@ -74,6 +74,7 @@ impl AppState {
         s.faults = self.faults.counts();
         s.units = self.deliveries.unit_stats();
         s.max_rate_1s = self.rate.max_rates();
+        s.timeline = self.rate.timelines();
         s.quota = self.quotas.snapshot();
         s.retry_keys = self.retry_keys.len() as u64;
         s

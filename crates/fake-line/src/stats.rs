@@ -49,6 +49,8 @@ pub struct Stats {
     pub units: BTreeMap<String, UnitStats>,
     /// channel -> endpoint -> the most requests accepted in one clock-aligned second.
     pub max_rate_1s: BTreeMap<String, BTreeMap<String, u64>>,
+    /// channel -> endpoint -> accepted requests per second, with the first and last accepted request.
+    pub timeline: BTreeMap<String, BTreeMap<String, crate::rate_limit::Timeline>>,
     /// channel -> monthly quota.
     pub quota: BTreeMap<String, QuotaStats>,
     /// Retry keys currently remembered.

@@ -53,6 +53,10 @@ pub const DIFF_RETRY: Sql = Sql {
     file: "pipeline/diff_retry.sql",
     text: sql_file!("pipeline/diff_retry.sql"),
 };
+pub const COUNT_OWED: Sql = Sql {
+    file: "pipeline/count_owed.sql",
+    text: sql_file!("pipeline/count_owed.sql"),
+};
 pub const LOG_REMAINING: Sql = Sql {
     file: "pipeline/log_remaining.sql",
     text: sql_file!("pipeline/log_remaining.sql"),

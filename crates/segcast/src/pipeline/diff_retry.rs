@@ -58,7 +58,10 @@ pub async fn check(
         if owed > 0 {
             log_owed_as_failed(ctx, c, &table, FailureReason::RetriesExhausted).await?;
         }
+        let started = std::time::Instant::now();
         let counts = final_counts(ctx, c).await?;
+        let stats_ms = started.elapsed().as_millis() as u64;
+        tracing::info!(campaign = %c.id, round = c.round, stats_ms, "last round settled: final counts read");
         let done = advance(ds, &c.id, owner, c.status, lease, |x| {
             complete(x, counts.clone())
         })
@@ -109,8 +112,9 @@ async fn compute_owed(ctx: &Ctx, c: &Campaign, table: &str) -> anyhow::Result<u6
         &[Param::Str("campaign", c.id.to_string())],
     )
     .await?;
-    let count = format!("SELECT COUNT(*) AS owed FROM `{}.{table}`", ctx.dataset());
-    Ok(bq.query_i64(&count, &[], "owed").await? as u64)
+    Ok(bq
+        .query_i64(&sql::COUNT_OWED.render(&values), &[], "owed")
+        .await? as u64)
 }
 
 /// Logs each recipient in the owed `table` as failed with `reason`.

@@ -59,6 +59,7 @@ pub async fn run(
     let segment_sql =
         Segment::parse_sql(&segment.sql).map_err(|e| anyhow!("segment {}: {e}", segment.id))?;
     let bq = &ctx.gcp.bigquery;
+    let started = std::time::Instant::now();
     let values = [
         ("dataset", ctx.dataset()),
         ("campaign", campaign.id.as_str()),
@@ -86,8 +87,13 @@ pub async fn run(
         .get::<Option<i64>>("invalid_targets")
         .map_err(|e| anyhow!("{e}"))?
         .unwrap_or(0);
+    let snapshot_ms = started.elapsed().as_millis() as u64;
     let files = export_round(ctx, campaign, 1, &format!("targets_{}", campaign.id)).await?;
-    tracing::info!(campaign = %campaign.id, valid, invalid, files = files.len(), "segment extracted and exported");
+    let export_ms = started.elapsed().as_millis() as u64 - snapshot_ms;
+    tracing::info!(
+        campaign = %campaign.id, valid, invalid, files = files.len(), snapshot_ms, export_ms,
+        "segment extracted and exported"
+    );
     advance(
         &ctx.gcp.datastore,
         &campaign.id,

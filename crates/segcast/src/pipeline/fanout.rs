@@ -234,7 +234,12 @@ pub async fn run(
     ds.upsert(&ckpt).await?;
     let recipients = ckpt.recipients;
     let batches = ckpt.batches;
-    tracing::info!(campaign = %campaign.id, round = campaign.round, batches, recipients, "fan-out complete");
+    // This drive's share of the fan-out (all of it unless it resumed from a checkpoint).
+    let elapsed_ms = started.elapsed().as_millis() as u64;
+    tracing::info!(
+        campaign = %campaign.id, round = campaign.round, batches, recipients, elapsed_ms,
+        resumed = !ckpt.resumed_at.is_empty(), "fan-out complete"
+    );
     let c = advance(
         ds,
         &campaign.id,
