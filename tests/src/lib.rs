@@ -237,7 +237,6 @@ impl TestEnv {
             id: ContentId::generate(),
             name: "test content".into(),
             messages,
-            links: Default::default(),
             updated_at: now,
         };
         let segment = Segment {
