@@ -12,7 +12,7 @@ resource "google_firestore_database" "datastore" {
 # Composite indexes, read from the repository's datastore/index.yaml (the one list of what the queries
 # need; today it is empty: every query is a single-property equality, served by built-in indexes).
 locals {
-  datastore_indexes = coalesce(yamldecode(file("${path.module}/../datastore/index.yaml")).indexes, [])
+  datastore_indexes = yamldecode(file("${path.module}/../datastore/index.yaml")).indexes
 }
 
 resource "google_firestore_index" "datastore" {
@@ -22,13 +22,13 @@ resource "google_firestore_index" "datastore" {
   database    = google_firestore_database.datastore.name
   collection  = each.value.kind
   api_scope   = "DATASTORE_MODE_API"
-  query_scope = try(each.value.ancestor, "no") == "yes" ? "COLLECTION_RECURSIVE" : "COLLECTION_GROUP"
+  query_scope = lookup(each.value, "ancestor", "no") == "yes" ? "COLLECTION_RECURSIVE" : "COLLECTION_GROUP"
 
   dynamic "fields" {
     for_each = each.value.properties
     content {
       field_path = fields.value.name
-      order      = try(fields.value.direction, "asc") == "desc" ? "DESCENDING" : "ASCENDING"
+      order      = lookup(fields.value, "direction", "asc") == "desc" ? "DESCENDING" : "ASCENDING"
     }
   }
 }

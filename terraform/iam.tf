@@ -21,6 +21,7 @@ locals {
     { account = "delivery", role = "roles/datastore.user" },
     { account = "console", role = "roles/datastore.user" },
     { account = "console", role = "roles/bigquery.jobUser" },
+    { account = "click-redirect", role = "roles/datastore.viewer" },
   ]
 
   # Dataset-level grants on the segcast dataset.

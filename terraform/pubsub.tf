@@ -57,7 +57,7 @@ resource "google_pubsub_subscription" "delivery_log_bigquery" {
     ttl = ""
   }
 
-  depends_on = [google_bigquery_job.ddl_tables, google_bigquery_dataset_iam_member.segcast]
+  depends_on = [google_bigquery_job.ddl, google_bigquery_dataset_iam_member.segcast]
 }
 
 # Local-style alternative (enable_log_sink): segcast-log-sink pulls <log topic>-sink
@@ -109,7 +109,7 @@ resource "google_pubsub_subscription" "click_logs_bigquery" {
     ttl = ""
   }
 
-  depends_on = [google_bigquery_job.ddl_tables, google_bigquery_dataset_iam_member.segcast]
+  depends_on = [google_bigquery_job.ddl, google_bigquery_dataset_iam_member.segcast]
 }
 
 # Log messages BigQuery would not take, kept (7 days) for inspection and replay: see docs/runbook.md.

@@ -108,8 +108,8 @@ module "log_sink" {
 }
 
 # Click redirect: the one public service (links in LINE messages are opened by anyone). A click is a
-# signature check, a Pub/Sub publish and a 302: cheap, so high concurrency; it scales out freely (no shared
-# limit), from zero.
+# signature check, a (cached) Datastore read of the link's target, a buffered Pub/Sub publish and a 302:
+# cheap, so high concurrency; it scales out freely (no shared limit), from zero.
 module "click_redirect" {
   source = "./modules/cloud_run_service"
 
@@ -121,6 +121,7 @@ module "click_redirect" {
 
   env = {
     GOOGLE_CLOUD_PROJECT   = var.project_id
+    SEGCAST_NAMESPACE      = var.datastore_namespace
     SEGCAST_CLICK_TOPIC    = google_pubsub_topic.click_logs.name
     SEGCAST_CLICK_BASE_URL = local.click_base_url
   }

@@ -1,0 +1,950 @@
+//! The checks: terraform (as a [`Model`]) against the code (as [`Code`]).
+
+use crate::code::{self, Code};
+use crate::model::{Model, PROJECT_NUMBER, Resource, is_unknown};
+use crate::roles::{self, Scope};
+use segcast::config::Settings;
+use serde_json::Value as Json;
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// One way terraform and the code disagree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// What it is about: a terraform address, or a file.
+    pub subject: String,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.subject, self.message)
+    }
+}
+
+/// A Cloud Run service the code has a binary for.
+pub struct Service {
+    pub key: &'static str,
+    pub name: &'static str,
+    /// Reads its settings with `Settings::from_vars` (and so needs the whole pipeline environment).
+    pub pipeline: bool,
+    /// Authenticates its callers with `PushAuth` (OIDC audience + service account).
+    pub push_auth: bool,
+    /// Must be deployed (the others are optional: log sink, console).
+    pub required: bool,
+    pub env: &'static [&'static str],
+    pub secret_env: &'static [&'static str],
+}
+
+/// The services, by binary. The environment variables listed here are the ones the code reads outside
+/// `Settings::from_vars` (which the check runs on each service's environment) and `TokenProvider`.
+pub const SERVICES: &[Service] = &[
+    Service {
+        key: "scheduler",
+        name: "segcast-scheduler",
+        pipeline: true,
+        push_auth: true,
+        required: true,
+        env: &[],
+        secret_env: &[],
+    },
+    Service {
+        key: "delivery",
+        name: "segcast-delivery",
+        pipeline: true,
+        push_auth: true,
+        required: true,
+        env: &["SEGCAST_CLICK_BASE_URL"],
+        secret_env: &["SEGCAST_CLICK_KEYS"],
+    },
+    Service {
+        key: "log-sink",
+        name: "segcast-log-sink",
+        pipeline: true,
+        push_auth: false,
+        required: false,
+        env: &[],
+        secret_env: &[],
+    },
+    Service {
+        key: "click-redirect",
+        name: "segcast-click-redirect",
+        pipeline: false,
+        push_auth: false,
+        required: true,
+        env: &[
+            "GOOGLE_CLOUD_PROJECT",
+            "SEGCAST_CLICK_TOPIC",
+            "SEGCAST_CLICK_BASE_URL",
+        ],
+        secret_env: &["SEGCAST_CLICK_KEYS"],
+    },
+    Service {
+        key: "console",
+        name: "segcast-console",
+        pipeline: true,
+        push_auth: false,
+        required: false,
+        env: &["SEGCAST_IAP_AUDIENCE"],
+        secret_env: &[],
+    },
+];
+
+/// The one service that may be public.
+pub const PUBLIC_SERVICE: &str = "segcast-click-redirect";
+
+struct Out(Vec<Problem>);
+
+impl Out {
+    fn add(&mut self, subject: impl Into<String>, message: impl Into<String>) {
+        self.0.push(Problem {
+            subject: subject.into(),
+            message: message.into(),
+        });
+    }
+}
+
+/// How a problem names a resource: its address, and its GCP name when it has one.
+fn who(r: &Resource) -> String {
+    match r.str("name").or(r.str("secret_id")).or(r.str("account_id")) {
+        Some(n) if !r.address().contains(n) => format!("{} ({n})", r.address()),
+        _ => r.address(),
+    }
+}
+
+/// The last path segment of a resource id (`projects/p/topics/t` -> `t`).
+fn last(s: &str) -> &str {
+    s.rsplit('/').next().unwrap_or(s)
+}
+
+/// Every check. An empty result means terraform creates what the code expects.
+pub fn check(model: &Model, code: &Code) -> Vec<Problem> {
+    let mut out = Out(Vec::new());
+    for e in &model.errors {
+        out.add("terraform", format!("cannot evaluate: {e}"));
+    }
+    let settings = services(model, &mut out);
+    if let Some(s) = &settings {
+        delivery_topics(model, code, s, &mut out);
+        log_topics(model, code, s, &mut out);
+        storage(model, s, &mut out);
+    }
+    push_subscriptions(model, &mut out);
+    bigquery(model, code, &mut out);
+    datastore(model, code, &mut out);
+    iam(model, &mut out);
+    out.0
+}
+
+/// The environment of a Cloud Run service: plain values, and secret-backed names -> secret id.
+struct Env {
+    plain: BTreeMap<String, String>,
+    secrets: BTreeMap<String, String>,
+    unknown: Vec<String>,
+}
+
+fn env_of(r: &Resource) -> Env {
+    let mut env = Env {
+        plain: BTreeMap::new(),
+        secrets: BTreeMap::new(),
+        unknown: Vec::new(),
+    };
+    let list = r
+        .at("/template/0/containers/0/env")
+        .and_then(Json::as_array)
+        .cloned()
+        .unwrap_or_default();
+    for e in list {
+        let Some(name) = e.get("name").and_then(Json::as_str) else {
+            env.unknown.push(e.to_string());
+            continue;
+        };
+        if let Some(v) = e.get("value") {
+            match v.as_str() {
+                Some(v) => {
+                    env.plain.insert(name.to_owned(), v.to_owned());
+                }
+                None => env.unknown.push(name.to_owned()),
+            }
+        } else if let Some(secret) = e
+            .pointer("/value_source/0/secret_key_ref/0/secret")
+            .and_then(Json::as_str)
+        {
+            env.secrets.insert(name.to_owned(), secret.to_owned());
+        } else {
+            env.unknown.push(name.to_owned());
+        }
+    }
+    env
+}
+
+/// Each service: deployed with its own service account, an environment the code accepts, push
+/// authentication wired to its callers. Returns the delivery handler's settings (the names the pipeline
+/// uses), as the code computes them from the handler's environment.
+fn services(model: &Model, out: &mut Out) -> Option<Settings> {
+    let mut delivery_settings = None;
+    let mut accounts: BTreeMap<String, String> = BTreeMap::new();
+    for svc in SERVICES {
+        let Some(r) = model.find("google_cloud_run_v2_service", "name", svc.name) else {
+            if svc.required {
+                out.add(
+                    format!("service {}", svc.name),
+                    "no google_cloud_run_v2_service with this name",
+                );
+            }
+            continue;
+        };
+        let addr = who(r);
+        let env = env_of(r);
+        for u in &env.unknown {
+            out.add(&addr, format!("cannot evaluate environment variable {u}"));
+        }
+        match r.at_str("/template/0/service_account") {
+            None => out.add(
+                &addr,
+                "no service_account: it would run as the default compute account (Editor)",
+            ),
+            Some(sa) => {
+                if let Some(other) = accounts.insert(sa.to_owned(), svc.name.to_owned()) {
+                    out.add(
+                        &addr,
+                        format!(
+                            "shares its service account {sa} with {other}: one account per service"
+                        ),
+                    );
+                }
+            }
+        }
+        for name in svc.env {
+            if !env.plain.contains_key(*name) {
+                out.add(&addr, format!("environment variable {name} is not set"));
+            }
+        }
+        for name in svc.secret_env {
+            if !env.secrets.contains_key(*name) {
+                out.add(
+                    &addr,
+                    format!("environment variable {name} must come from a Secret Manager secret"),
+                );
+            }
+        }
+        for (name, secret) in &env.secrets {
+            let exists = model
+                .all("google_secret_manager_secret")
+                .any(|s| s.str("id") == Some(secret) || s.str("secret_id") == Some(last(secret)));
+            if !exists {
+                out.add(
+                    &addr,
+                    format!("{name} reads secret {secret}, which terraform does not create"),
+                );
+            }
+        }
+        // What the binary itself would make of this environment.
+        let mut vars: Vec<(String, String)> = env
+            .plain
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        if !svc.pipeline && !env.plain.contains_key("SEGCAST_BUCKET") {
+            // As functions/click-redirect does: it exports nothing.
+            vars.push(("SEGCAST_BUCKET".into(), "unused".into()));
+        }
+        let settings = match Settings::from_vars(vars) {
+            Ok(s) => s,
+            Err(e) => {
+                out.add(&addr, format!("the code refuses this environment: {e:#}"));
+                continue;
+            }
+        };
+        if svc.key == "click-redirect" || svc.key == "delivery" {
+            click_topic(model, &addr, &settings, out);
+        }
+        if svc.push_auth {
+            push_auth(model, svc, r, &settings, out);
+        }
+        if svc.key == "delivery" {
+            delivery_service(model, r, &env, &settings, out);
+            delivery_settings = Some(settings);
+        } else if svc.key == "console" && r.str("ingress") == Some("INGRESS_TRAFFIC_ALL") {
+            out.add(
+                &addr,
+                "the console must only be reachable through its IAP load balancer (ingress)",
+            );
+        }
+    }
+    // Pipeline services must agree on the names they share.
+    if let Some(d) = &delivery_settings {
+        for svc in SERVICES.iter().filter(|s| s.pipeline) {
+            let Some(r) = model.find("google_cloud_run_v2_service", "name", svc.name) else {
+                continue;
+            };
+            let env = env_of(r);
+            let Ok(s) = Settings::from_vars(env.plain.clone()) else {
+                continue;
+            };
+            let pairs = [
+                ("delivery topics", d.delivery_topic(0), s.delivery_topic(0)),
+                (
+                    "number of delivery topics",
+                    d.delivery_topics.to_string(),
+                    s.delivery_topics.to_string(),
+                ),
+                ("log topic", d.log_topic.clone(), s.log_topic.clone()),
+                ("dataset", d.dataset.clone(), s.dataset.clone()),
+                ("bucket", d.bucket.clone(), s.bucket.clone()),
+                ("namespace", d.namespace.clone(), s.namespace.clone()),
+            ];
+            for (what, a, b) in pairs {
+                if a != b {
+                    out.add(
+                        who(r),
+                        format!("its {what} ({b}) differs from the delivery handler's ({a})"),
+                    );
+                }
+            }
+        }
+    }
+    delivery_settings
+}
+
+fn click_topic(model: &Model, addr: &str, s: &Settings, out: &mut Out) {
+    if model
+        .find("google_pubsub_topic", "name", &s.click.topic)
+        .is_none()
+    {
+        out.add(
+            addr,
+            format!(
+                "click topic {} (SEGCAST_CLICK_TOPIC) is not created by terraform",
+                s.click.topic
+            ),
+        );
+    }
+}
+
+/// The service's callers sign OIDC tokens as the account and for the audience the code expects.
+fn push_auth(model: &Model, svc: &Service, r: &Resource, s: &Settings, out: &mut Out) {
+    let addr = who(r);
+    let (Some(aud), Some(sa)) = (&s.delivery.push_audience, &s.delivery.push_service_account)
+    else {
+        out.add(
+            &addr,
+            "SEGCAST_PUSH_AUDIENCE and SEGCAST_PUSH_SERVICE_ACCOUNT must be set (production OIDC)",
+        );
+        return;
+    };
+    if s.delivery.push_token.is_some() {
+        out.add(
+            &addr,
+            "SEGCAST_PUSH_TOKEN is the local shared token: not in production",
+        );
+    }
+    let uri = r.str("uri").unwrap_or_default();
+    let audiences: Vec<&str> = r
+        .at("/custom_audiences")
+        .and_then(Json::as_array)
+        .map(|a| a.iter().filter_map(Json::as_str).collect())
+        .unwrap_or_default();
+    if aud != uri && !audiences.contains(&aud.as_str()) {
+        out.add(
+            &addr,
+            format!("SEGCAST_PUSH_AUDIENCE {aud:?} is neither the service URL nor one of its custom_audiences: Cloud Run would refuse the tokens"),
+        );
+    }
+    let invoker = model
+        .all("google_cloud_run_v2_service_iam_member")
+        .any(|m| {
+            m.str("name") == Some(svc.name)
+                && m.str("role") == Some("roles/run.invoker")
+                && m.str("member") == Some(&format!("serviceAccount:{sa}"))
+        });
+    if !invoker {
+        out.add(
+            &addr,
+            format!("{sa} (SEGCAST_PUSH_SERVICE_ACCOUNT) is not granted roles/run.invoker on it"),
+        );
+    }
+    if svc.key == "scheduler" {
+        let tick = format!("{uri}/tick");
+        let jobs: Vec<&Resource> = model
+            .all("google_cloud_scheduler_job")
+            .filter(|j| j.at_str("/http_target/0/uri") == Some(&tick))
+            .collect();
+        if jobs.is_empty() {
+            out.add(&addr, format!("no Cloud Scheduler job calls {tick}"));
+        }
+        for j in jobs {
+            let ja = who(j);
+            if j.at_str("/http_target/0/http_method") != Some("POST") {
+                out.add(&ja, "POST /tick is the only tick route");
+            }
+            if j.at_str("/http_target/0/oidc_token/0/service_account_email") != Some(sa) {
+                out.add(&ja, format!("its OIDC token must be signed as {sa}"));
+            }
+            if j.at_str("/http_target/0/oidc_token/0/audience") != Some(aud) {
+                out.add(&ja, format!("its OIDC audience must be {aud:?}"));
+            }
+        }
+    }
+}
+
+fn delivery_service(model: &Model, r: &Resource, env: &Env, s: &Settings, out: &mut Out) {
+    let addr = who(r);
+    // The rate limiter is exact within one process only; LINE's limit is per channel.
+    match r.at("/template/0/scaling/0/max_instance_count").and_then(Json::as_i64) {
+        Some(1) => {}
+        other => out.add(
+            &addr,
+            format!("max_instance_count must be 1 (the rate limiter is per process, LINE's limit per channel), not {other:?}"),
+        ),
+    }
+    let timeout: Option<u64> = r
+        .at_str("/template/0/timeout")
+        .and_then(|t| t.strip_suffix('s'))
+        .and_then(|t| t.parse().ok());
+    if timeout.is_none_or(|t| t < s.delivery.push_budget.as_secs()) {
+        out.add(
+            &addr,
+            format!(
+                "request timeout {timeout:?} s must cover the push budget ({} s)",
+                s.delivery.push_budget.as_secs()
+            ),
+        );
+    }
+    // Channel credentials: what TokenProvider finds in this environment, for each configured channel.
+    let channels: Vec<String> = model
+        .root_vars
+        .get("line_channel_ids")
+        .and_then(Json::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    let vars = env
+        .plain
+        .keys()
+        .chain(env.secrets.keys())
+        .map(|k| (k.clone(), "x".to_owned()));
+    let tokens = segcast::line::token::TokenProvider::from_vars(
+        reqwest::Client::new(),
+        &s.line.base_url,
+        vars,
+    );
+    for id in channels {
+        match segcast::domain::ChannelId::parse(&id) {
+            Err(e) => out.add(&addr, format!("line_channel_ids: {e}")),
+            Ok(ch) if !tokens.knows(&ch) => out.add(
+                &addr,
+                format!("no credentials for channel {id}: set LINE_CHANNEL_{id}_SECRET from a Secret Manager secret"),
+            ),
+            Ok(_) => {}
+        }
+        let name = format!("LINE_CHANNEL_{id}_SECRET");
+        if env.plain.contains_key(&name) {
+            out.add(
+                &addr,
+                format!("{name} must come from Secret Manager, not a plain value"),
+            );
+        }
+    }
+}
+
+fn subscription<'a>(model: &'a Model, name: &str) -> Option<&'a Resource> {
+    model.find("google_pubsub_subscription", "name", name)
+}
+
+fn topic_of(sub: &Resource) -> String {
+    last(sub.str("topic").unwrap_or_default()).to_owned()
+}
+
+/// The delivery topics, their push subscriptions and the dead-letter topic, by the code's names.
+fn delivery_topics(model: &Model, code: &Code, s: &Settings, out: &mut Out) {
+    let handler = model
+        .find("google_cloud_run_v2_service", "name", "segcast-delivery")
+        .and_then(|r| r.str("uri"))
+        .unwrap_or_default()
+        .to_owned();
+    let dlt = s.dead_letter_topic();
+    if model.find("google_pubsub_topic", "name", &dlt).is_none() {
+        out.add(
+            format!("topic {dlt}"),
+            "the dead-letter topic (Settings::dead_letter_topic) is not created by terraform",
+        );
+    }
+    for i in 0..s.delivery_topics {
+        let topic = s.delivery_topic(i);
+        if model.find("google_pubsub_topic", "name", &topic).is_none() {
+            out.add(
+                format!("topic {topic}"),
+                format!(
+                    "delivery topic {i} of {} (Settings::delivery_topic) is not created by terraform",
+                    s.delivery_topics
+                ),
+            );
+        }
+        let name = s.delivery_subscription(i);
+        let Some(sub) = subscription(model, &name) else {
+            out.add(
+                format!("subscription {name}"),
+                "the delivery push subscription (Settings::delivery_subscription) is not created by terraform",
+            );
+            continue;
+        };
+        let addr = who(sub);
+        if topic_of(sub) != topic {
+            out.add(
+                &addr,
+                format!("must subscribe to {topic}, not {}", topic_of(sub)),
+            );
+        }
+        let endpoint = format!("{handler}/push/delivery");
+        if sub.at_str("/push_config/0/push_endpoint") != Some(&endpoint) {
+            out.add(&addr, format!("must push to {endpoint}"));
+        }
+        if sub.at("/ack_deadline_seconds").and_then(Json::as_u64)
+            != Some(s.delivery.ack_deadline.as_secs())
+        {
+            out.add(
+                &addr,
+                format!(
+                    "ack_deadline_seconds must be SEGCAST_ACK_DEADLINE_SECONDS = {}",
+                    s.delivery.ack_deadline.as_secs()
+                ),
+            );
+        }
+        if let Some(oidc) = sub.at("/push_config/0/oidc_token/0") {
+            if oidc.get("service_account_email").and_then(Json::as_str)
+                != s.delivery.push_service_account.as_deref()
+            {
+                out.add(
+                    &addr,
+                    "its OIDC service account is not the handler's SEGCAST_PUSH_SERVICE_ACCOUNT",
+                );
+            }
+            if oidc.get("audience").and_then(Json::as_str) != s.delivery.push_audience.as_deref() {
+                out.add(
+                    &addr,
+                    "its OIDC audience is not the handler's SEGCAST_PUSH_AUDIENCE",
+                );
+            }
+        }
+        if let Some(dl) = sub.at("/dead_letter_policy/0") {
+            let t = dl
+                .get("dead_letter_topic")
+                .and_then(Json::as_str)
+                .unwrap_or_default();
+            if last(t) != dlt {
+                out.add(&addr, format!("must dead-letter to {dlt}, not {}", last(t)));
+            }
+            if dl.get("max_delivery_attempts").and_then(Json::as_i64)
+                != Some(code.max_delivery_attempts)
+            {
+                out.add(
+                    &addr,
+                    format!(
+                        "max_delivery_attempts must be provision::MAX_DELIVERY_ATTEMPTS = {}",
+                        code.max_delivery_attempts
+                    ),
+                );
+            }
+        }
+    }
+    // The dead-letter topic's own push subscription (provision.rs: "<dead-letter topic>-push").
+    let name = format!("{dlt}-push");
+    match subscription(model, &name) {
+        None => out.add(
+            format!("subscription {name}"),
+            "the dead-letter push subscription is not created by terraform",
+        ),
+        Some(sub) => {
+            let endpoint = format!("{handler}/push/dead-letter");
+            if sub.at_str("/push_config/0/push_endpoint") != Some(&endpoint) {
+                out.add(who(sub), format!("must push to {endpoint}"));
+            }
+            if topic_of(sub) != dlt {
+                out.add(who(sub), format!("must subscribe to {dlt}"));
+            }
+        }
+    }
+}
+
+/// Every push subscription: OIDC, retry policy, dead-letter policy (a dead-letter topic's own
+/// subscription is the end of the line and needs none).
+fn push_subscriptions(model: &Model, out: &mut Out) {
+    let dead_letter_topics: Vec<String> = model
+        .all("google_pubsub_subscription")
+        .filter_map(|s| s.at_str("/dead_letter_policy/0/dead_letter_topic"))
+        .map(|t| last(t).to_owned())
+        .collect();
+    for sub in model.all("google_pubsub_subscription") {
+        let Some(push) = sub.at("/push_config/0") else {
+            continue;
+        };
+        let addr = who(sub);
+        match push.pointer("/oidc_token/0") {
+            Some(o)
+                if o.get("service_account_email").is_some_and(|v| !is_unknown(v))
+                    && o.get("audience").is_some_and(|v| !is_unknown(v)) => {}
+            _ => out.add(
+                &addr,
+                "push subscription without OIDC authentication (oidc_token with service_account_email and audience)",
+            ),
+        }
+        if push.get("no_wrapper").is_some() {
+            out.add(
+                &addr,
+                "the handler reads the Pub/Sub push envelope: no no_wrapper",
+            );
+        }
+        if sub.at("/retry_policy/0").is_none() {
+            out.add(
+                &addr,
+                "push subscription without a retry_policy (exponential backoff)",
+            );
+        }
+        let is_dead_letter_sub = dead_letter_topics.contains(&topic_of(sub));
+        if !is_dead_letter_sub && sub.at("/dead_letter_policy/0/dead_letter_topic").is_none() {
+            out.add(
+                &addr,
+                "push subscription without a dead_letter_policy: a batch that can never be handled would be retried for ever",
+            );
+        }
+    }
+}
+
+/// The delivery-log and click-log topics end in BigQuery subscriptions into the DDL's tables.
+fn log_topics(model: &Model, code: &Code, s: &Settings, out: &mut Out) {
+    let sink = model
+        .find("google_cloud_run_v2_service", "name", "segcast-log-sink")
+        .is_some();
+    let topics = [
+        (
+            s.log_topic.clone(),
+            code.log_table.clone(),
+            "SEGCAST_LOG_TOPIC",
+        ),
+        (
+            s.click.topic.clone(),
+            code.click_table.clone(),
+            "SEGCAST_CLICK_TOPIC",
+        ),
+    ];
+    for (topic, table, var) in topics {
+        if model.find("google_pubsub_topic", "name", &topic).is_none() {
+            out.add(
+                format!("topic {topic}"),
+                format!("the topic {var} names is not created by terraform"),
+            );
+        }
+        let bq: Vec<&Resource> = model
+            .all("google_pubsub_subscription")
+            .filter(|r| topic_of(r) == topic && r.at("/bigquery_config/0").is_some())
+            .collect();
+        if topic == s.log_topic && sink {
+            if subscription(model, &s.log_subscription()).is_none() {
+                out.add(
+                    format!("subscription {}", s.log_subscription()),
+                    "the log sink runs but its pull subscription (Settings::log_subscription) is not created",
+                );
+            }
+            continue;
+        }
+        if bq.is_empty() {
+            out.add(
+                format!("topic {topic}"),
+                format!("no BigQuery subscription writes it into the {table} table"),
+            );
+        }
+        for sub in bq {
+            let addr = who(sub);
+            let want = format!("{}.{}.{table}", project(model), s.dataset);
+            if sub.at_str("/bigquery_config/0/table") != Some(&want) {
+                out.add(&addr, format!("must write into {want}"));
+            }
+            if sub
+                .at("/bigquery_config/0/use_table_schema")
+                .and_then(Json::as_bool)
+                != Some(true)
+            {
+                out.add(
+                    &addr,
+                    format!("must set use_table_schema = true: the JSON rows map onto the columns of {table} (sql/ddl); otherwise each message lands whole in a `data` column"),
+                );
+            }
+            if sub
+                .at("/bigquery_config/0/drop_unknown_fields")
+                .and_then(Json::as_bool)
+                == Some(true)
+            {
+                out.add(&addr, "drop_unknown_fields would silently lose fields the table lacks (schema drift); leave it false");
+            }
+            if table == code.log_table {
+                match code.table_ddl(&table) {
+                    None => out.add(&addr, format!("no sql/ddl file creates {table}")),
+                    Some(ddl) => {
+                        for d in code::schema_drift(&code.log_row, &code::columns_of(ddl)) {
+                            out.add(
+                                &addr,
+                                format!("schema drift between DeliveryLogRow and {table} (sql/ddl, the subscription's schema): {d}"),
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn project(model: &Model) -> String {
+    model
+        .root_vars
+        .get("project_id")
+        .and_then(Json::as_str)
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn storage(model: &Model, s: &Settings, out: &mut Out) {
+    match model.find("google_storage_bucket", "name", &s.bucket) {
+        None => out.add(
+            format!("bucket {}", s.bucket),
+            "the export bucket (SEGCAST_BUCKET) is not created by terraform",
+        ),
+        Some(b) => {
+            if b.at("/lifecycle_rule/0/action/0").is_none() {
+                out.add(
+                    who(b),
+                    "the export bucket needs a lifecycle rule (exports are a work list)",
+                );
+            }
+        }
+    }
+    if model
+        .find("google_bigquery_dataset", "dataset_id", &s.dataset)
+        .is_none()
+    {
+        out.add(
+            format!("dataset {}", s.dataset),
+            "the dataset (SEGCAST_DATASET) is not created by terraform",
+        );
+    }
+}
+
+/// The tables and views are created by running exactly the sql/ddl files, in segcast::sql::DDL's order.
+fn bigquery(model: &Model, code: &Code, out: &mut Out) {
+    for t in model.all("google_bigquery_table") {
+        out.add(
+            who(t),
+            "tables come from sql/ddl (a google_bigquery_job running the file), not a second copy of the schema",
+        );
+    }
+    let Some(ds) = model.all("google_bigquery_dataset").next() else {
+        out.add("bigquery", "no dataset");
+        return;
+    };
+    let qualified = format!(
+        "{}.{}",
+        ds.str("project").unwrap_or_default(),
+        ds.str("dataset_id").unwrap_or_default()
+    );
+    let rendered: Vec<(String, String)> = code
+        .ddl
+        .iter()
+        .map(|(f, t)| (f.clone(), t.replace("{dataset}", &qualified)))
+        .collect();
+    let scripts: Vec<(&Resource, &str)> = model
+        .all("google_bigquery_job")
+        .filter_map(|j| j.at_str("/query/0/query").map(|q| (j, q)))
+        .collect();
+    if scripts.is_empty() {
+        out.add(
+            "bigquery",
+            "no google_bigquery_job runs the sql/ddl files (or its query cannot be evaluated)",
+        );
+        return;
+    }
+    // Where each file's statement appears, in which job.
+    let mut found: Vec<(String, usize, usize)> = Vec::new();
+    for (file, text) in &rendered {
+        match scripts
+            .iter()
+            .enumerate()
+            .find_map(|(j, (_, q))| q.find(text.as_str()).map(|at| (j, at)))
+        {
+            Some((j, at)) => found.push((file.clone(), j, at)),
+            None => out.add(
+                "bigquery",
+                format!("sql/{file} (segcast::sql::DDL) is not run by any google_bigquery_job, word for word"),
+            ),
+        }
+    }
+    for w in found.windows(2) {
+        if (w[0].1, w[0].2) > (w[1].1, w[1].2) {
+            out.add(
+                who(scripts[w[1].1].0),
+                format!(
+                    "sql/{} must run before sql/{} (segcast::sql::DDL's order)",
+                    w[0].0, w[1].0
+                ),
+            );
+        }
+    }
+    // Nothing else: a statement that is not a sql/ddl file is a second copy of a schema.
+    for (r, q) in &scripts {
+        let mut rest = q.to_string();
+        for (_, text) in &rendered {
+            rest = rest.replace(text.as_str(), "");
+        }
+        if rest.chars().any(|c| !c.is_whitespace() && c != ';') {
+            out.add(
+                who(r),
+                format!(
+                    "runs SQL that is not a sql/ddl file: {:?}",
+                    rest.trim().chars().take(120).collect::<String>()
+                ),
+            );
+        }
+    }
+}
+
+fn datastore(model: &Model, code: &Code, out: &mut Out) {
+    let dbs: Vec<&Resource> = model.all("google_firestore_database").collect();
+    if !dbs.iter().any(|d| d.str("type") == Some("DATASTORE_MODE")) {
+        out.add("firestore", "no Firestore database in DATASTORE_MODE");
+    }
+    let indexes: Vec<&Resource> = model.all("google_firestore_index").collect();
+    for want in &code.datastore_indexes {
+        let kind = want.get("kind").and_then(Json::as_str).unwrap_or_default();
+        let props: Vec<&str> = want
+            .get("properties")
+            .and_then(Json::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|p| p.get("name").and_then(Json::as_str))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let ok = indexes.iter().any(|i| {
+            i.str("collection") == Some(kind)
+                && i.str("api_scope") == Some("DATASTORE_MODE_API")
+                && i.at("/fields").and_then(Json::as_array).map(|f| {
+                    f.iter()
+                        .filter_map(|x| x.get("field_path").and_then(Json::as_str))
+                        .collect::<Vec<_>>()
+                }) == Some(props.clone())
+        });
+        if !ok {
+            out.add(
+                "datastore/index.yaml",
+                format!(
+                    "the index on {kind} ({}) is not created by terraform",
+                    props.join(", ")
+                ),
+            );
+        }
+    }
+    if indexes.len() > code.datastore_indexes.len() {
+        out.add(
+            "firestore",
+            "terraform creates Datastore indexes that datastore/index.yaml does not list",
+        );
+    }
+}
+
+/// Who a member is, in the roles table's terms.
+fn account_of(model: &Model, member: &str) -> Option<String> {
+    let email = member.strip_prefix("serviceAccount:")?;
+    if email == format!("service-{PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com") {
+        return Some("pubsub-service-agent".into());
+    }
+    if email == format!("service-{PROJECT_NUMBER}@gcp-sa-iap.iam.gserviceaccount.com") {
+        return Some("iap-service-agent".into());
+    }
+    let sa = model.find("google_service_account", "email", email)?;
+    let id = sa.str("account_id")?;
+    Some(id.strip_prefix("segcast-").unwrap_or(id).to_owned())
+}
+
+fn iam(model: &Model, out: &mut Out) {
+    for r in model.resources.iter().filter(|r| r.mode == "resource") {
+        let kind = r.kind.as_str();
+        if kind.ends_with("_iam_policy") || kind.ends_with("_iam_binding") {
+            out.add(
+                who(r),
+                "authoritative IAM (policy/binding) would remove grants made elsewhere: use _iam_member",
+            );
+        }
+        if !kind.ends_with("_iam_member") && !kind.ends_with("_iam_binding") {
+            continue;
+        }
+        let addr = who(r);
+        let role = r.str("role").unwrap_or("(unknown role)");
+        let members: Vec<String> = match (r.at("/member"), r.at("/members")) {
+            (Some(Json::String(m)), _) => vec![m.clone()],
+            (_, Some(Json::Array(ms))) => ms
+                .iter()
+                .filter_map(|m| m.as_str().map(str::to_owned))
+                .collect(),
+            _ => {
+                out.add(&addr, "cannot evaluate its member");
+                continue;
+            }
+        };
+        for member in members {
+            if member == "allUsers" || member == "allAuthenticatedUsers" {
+                let public_redirect = kind == "google_cloud_run_v2_service_iam_member"
+                    && r.str("name") == Some(PUBLIC_SERVICE)
+                    && role == "roles/run.invoker";
+                if !public_redirect {
+                    out.add(
+                        &addr,
+                        format!("grants {role} to {member}: only the click redirect ({PUBLIC_SERVICE}) may be public, and only as run.invoker"),
+                    );
+                }
+                continue;
+            }
+            if roles::FORBIDDEN.contains(&role) {
+                out.add(
+                    &addr,
+                    format!("grants {role} to {member}: an over-broad role, never allowed"),
+                );
+                continue;
+            }
+            if !member.starts_with("serviceAccount:") {
+                if role != "roles/iap.httpsResourceAccessor" {
+                    out.add(
+                        &addr,
+                        format!(
+                            "grants {role} to {member}: people get console access through IAP only"
+                        ),
+                    );
+                }
+                continue;
+            }
+            let Some(account) = account_of(model, &member) else {
+                out.add(
+                    &addr,
+                    format!("grants {role} to {member}, a service account this configuration does not manage"),
+                );
+                continue;
+            };
+            let Some(scope) = Scope::of_resource(kind) else {
+                out.add(
+                    &addr,
+                    format!("{kind} is not a scope the reviewed roles table knows"),
+                );
+                continue;
+            };
+            if roles::reviewed(&account, role, scope).is_none() {
+                out.add(
+                    &addr,
+                    format!(
+                        "grants {role} on a {scope:?} to {account}, which is not in the reviewed roles table (crates/infra-check/src/roles.rs): add it there with its reason, or remove the grant"
+                    ),
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,352 @@
+//! terraform/ against the code: the real configuration passes, and each kind of drift is caught.
+
+use segcast_infra_check::{Code, Model, Problem, Sources, check, repo_root};
+
+fn sources() -> Sources {
+    Sources::load(&repo_root().join("terraform")).expect("terraform/ loads")
+}
+
+fn problems(src: &Sources) -> Vec<Problem> {
+    let model = Model::from_sources(src).expect("terraform/ parses");
+    check(&model, &Code::from_crate(&repo_root()).expect("code facts"))
+}
+
+fn show(p: &[Problem]) -> String {
+    p.iter().map(|p| format!("  - {p}\n")).collect()
+}
+
+/// The mutation is caught, by a problem whose message contains `needle`.
+fn caught(src: &Sources, needle: &str) -> Vec<Problem> {
+    let p = problems(src);
+    assert!(
+        p.iter().any(|p| p.to_string().contains(needle)),
+        "expected a problem mentioning {needle:?}, got:\n{}",
+        show(&p)
+    );
+    p
+}
+
+#[test]
+fn the_real_terraform_matches_the_code() {
+    let p = problems(&sources());
+    assert!(
+        p.is_empty(),
+        "terraform/ and the code disagree:\n{}",
+        show(&p)
+    );
+}
+
+/// The check is not vacuous: the model holds what the code needs, evaluated.
+#[test]
+fn the_model_is_evaluated_not_guessed() {
+    let model = Model::from_sources(&sources()).unwrap();
+    let subs: Vec<_> = model
+        .all("google_pubsub_subscription")
+        .filter_map(|s| s.str("name"))
+        .collect();
+    for i in 0..10 {
+        assert!(
+            subs.contains(&format!("segcast-delivery-{i}-push").as_str()),
+            "{subs:?}"
+        );
+    }
+    assert!(
+        subs.contains(&"segcast-delivery-dead-letter-push"),
+        "{subs:?}"
+    );
+    let delivery = model
+        .find("google_cloud_run_v2_service", "name", "segcast-delivery")
+        .expect("delivery service");
+    let env = delivery
+        .at("/template/0/containers/0/env")
+        .unwrap()
+        .to_string();
+    assert!(env.contains("LINE_CHANNEL_1234567890_SECRET"), "{env}");
+    assert!(
+        env.contains("segcast-pubsub-push@my-project.iam.gserviceaccount.com"),
+        "{env}"
+    );
+    assert!(model.all("google_bigquery_job").count() == 1);
+    assert!(model.errors.is_empty(), "{:?}", model.errors);
+}
+
+#[test]
+fn a_renamed_delivery_topic_is_caught() {
+    let mut src = sources();
+    src.replace(
+        "modules/delivery_topics/main.tf",
+        "name    = \"${var.topic_prefix}-${count.index}\"\n",
+        "name    = \"${var.topic_prefix}-topic-${count.index}\"\n",
+    );
+    caught(
+        &src,
+        "delivery topic 0 of 10 (Settings::delivery_topic) is not created",
+    );
+}
+
+#[test]
+fn a_renamed_dead_letter_topic_is_caught() {
+    let mut src = sources();
+    src.replace(
+        "modules/delivery_topics/main.tf",
+        "name                       = \"${var.topic_prefix}-dead-letter\"",
+        "name                       = \"${var.topic_prefix}-dlq\"",
+    );
+    caught(
+        &src,
+        "the dead-letter topic (Settings::dead_letter_topic) is not created",
+    );
+}
+
+#[test]
+fn a_missing_dead_letter_policy_is_caught() {
+    let mut src = sources();
+    src.replace(
+        "modules/delivery_topics/main.tf",
+        "  dead_letter_policy {\n    dead_letter_topic     = google_pubsub_topic.dead_letter.id\n    max_delivery_attempts = var.max_delivery_attempts\n  }\n",
+        "",
+    );
+    caught(&src, "segcast-delivery-0-push");
+    caught(&src, "push subscription without a dead_letter_policy");
+}
+
+#[test]
+fn a_push_subscription_without_oidc_or_retry_policy_is_caught() {
+    let mut src = sources();
+    src.replace(
+        "modules/delivery_topics/main.tf",
+        "    oidc_token {\n      service_account_email = var.push_service_account_email\n      audience              = var.push_audience\n    }\n  }\n\n  # 503",
+        "  }\n\n  # 503",
+    );
+    caught(&src, "push subscription without OIDC authentication");
+    let mut src = sources();
+    src.replace(
+        "modules/delivery_topics/main.tf",
+        "  retry_policy {\n    minimum_backoff = \"1s\"\n    maximum_backoff = \"60s\"\n  }\n",
+        "",
+    );
+    caught(&src, "push subscription without a retry_policy");
+}
+
+#[test]
+fn a_log_row_field_missing_from_the_table_is_schema_drift() {
+    let src = sources();
+    let model = Model::from_sources(&src).unwrap();
+    let mut code = Code::from_crate(&repo_root()).unwrap();
+    // DeliveryLogRow grows a field that the DDL (and so the BigQuery subscription) does not have.
+    let mut extra = code.log_row[0].clone();
+    extra.name = "campaign_name".into();
+    code.log_row.push(extra);
+    let p = check(&model, &code);
+    assert!(
+        p.iter().any(|p| p
+            .to_string()
+            .contains("schema drift between DeliveryLogRow and delivery_logs")
+            && p.to_string().contains("campaign_name")),
+        "{}",
+        show(&p)
+    );
+    // And a field whose type changed (an integer written where the table has a string).
+    let mut code = Code::from_crate(&repo_root()).unwrap();
+    let f = code
+        .log_row
+        .iter_mut()
+        .find(|f| f.name == "batch_id")
+        .unwrap();
+    f.accepts = vec!["INT64".into()];
+    let p = check(&model, &code);
+    assert!(
+        p.iter().any(|p| p.to_string().contains("field `batch_id`")),
+        "{}",
+        show(&p)
+    );
+}
+
+#[test]
+fn a_column_dropped_from_the_ddl_is_schema_drift() {
+    let model = Model::from_sources(&sources()).unwrap();
+    let mut code = Code::from_crate(&repo_root()).unwrap();
+    let ddl = &mut code
+        .ddl
+        .iter_mut()
+        .find(|(f, _)| f == "ddl/delivery_logs.sql")
+        .unwrap()
+        .1;
+    *ddl = ddl.replace("  line_request_id STRING,\n", "");
+    let p = check(&model, &code);
+    assert!(
+        p.iter().any(|p| p.to_string().contains(
+            "field `line_request_id` is written by the code but the table has no such column"
+        )),
+        "{}",
+        show(&p)
+    );
+}
+
+#[test]
+fn a_bigquery_subscription_without_the_table_schema_is_caught() {
+    let mut src = sources();
+    src.replace(
+        "pubsub.tf",
+        "    table               = \"${var.project_id}.${google_bigquery_dataset.segcast.dataset_id}.delivery_logs\"\n    use_table_schema    = true",
+        "    table               = \"${var.project_id}.${google_bigquery_dataset.segcast.dataset_id}.delivery_logs\"\n    use_table_schema    = false",
+    );
+    caught(&src, "must set use_table_schema = true");
+}
+
+#[test]
+fn a_second_copy_of_the_ddl_is_caught() {
+    let mut src = sources();
+    src.replace(
+        "bigquery.tf",
+        "ddl_script = join(\";\\n\\n\", local.ddl_statements)",
+        "ddl_script = join(\";\\n\\n\", concat(slice(local.ddl_statements, 1, 6), [\"CREATE TABLE IF NOT EXISTS `my-project.segcast.delivery_logs` (log_id STRING)\"]))",
+    );
+    // slice() is not a function the check knows: the script cannot be evaluated, which is a failure too.
+    caught(&src, "google_bigquery_job");
+    let mut src = sources();
+    src.replace(
+        "bigquery.tf",
+        "    \"delivery_logs\",\n    \"click_logs\",\n",
+        "    \"click_logs\",\n",
+    );
+    caught(
+        &src,
+        "sql/ddl/delivery_logs.sql (segcast::sql::DDL) is not run by any google_bigquery_job",
+    );
+    let mut src = sources();
+    src.replace(
+        "bigquery.tf",
+        "    \"delivery_logs\",\n    \"click_logs\",\n    \"recipient_outcomes\",\n",
+        "    \"recipient_outcomes\",\n    \"delivery_logs\",\n    \"click_logs\",\n",
+    );
+    caught(&src, "must run before sql/ddl/recipient_outcomes.sql");
+}
+
+#[test]
+fn an_over_broad_role_is_caught() {
+    let mut src = sources();
+    src.replace(
+        "iam.tf",
+        "{ account = \"delivery\", role = \"roles/datastore.user\" }",
+        "{ account = \"delivery\", role = \"roles/editor\" }",
+    );
+    caught(
+        &src,
+        "grants roles/editor to serviceAccount:segcast-delivery@",
+    );
+    let mut src = sources();
+    src.replace(
+        "iam.tf",
+        "{ account = \"scheduler\", role = \"roles/datastore.user\" }",
+        "{ account = \"scheduler\", role = \"roles/owner\" }",
+    );
+    caught(&src, "roles/owner");
+    // A role that is not over-broad in general but is not in the reviewed table for this account.
+    let mut src = sources();
+    src.replace(
+        "iam.tf",
+        "{ account = \"console\", role = \"roles/bigquery.jobUser\" }",
+        "{ account = \"console\", role = \"roles/pubsub.admin\" }",
+    );
+    caught(
+        &src,
+        "grants roles/pubsub.admin on a Project to console, which is not in the reviewed roles table",
+    );
+}
+
+#[test]
+fn all_users_on_anything_but_the_click_redirect_is_caught() {
+    let mut src = sources();
+    src.replace(
+        "services.tf",
+        "invokers         = [\"serviceAccount:${google_service_account.sa[\"scheduler-invoker\"].email}\"]",
+        "invokers         = [\"serviceAccount:${google_service_account.sa[\"scheduler-invoker\"].email}\", \"allUsers\"]",
+    );
+    caught(
+        &src,
+        "only the click redirect (segcast-click-redirect) may be public",
+    );
+    let mut src = sources();
+    src.replace(
+        "secrets.tf",
+        "resource \"google_secret_manager_secret\" \"click_keys\" {",
+        "resource \"google_secret_manager_secret_iam_member\" \"leak\" {\n  secret_id = \"segcast-click-keys\"\n  role      = \"roles/secretmanager.secretAccessor\"\n  member    = \"allAuthenticatedUsers\"\n}\n\nresource \"google_secret_manager_secret\" \"click_keys\" {",
+    );
+    caught(&src, "allAuthenticatedUsers");
+}
+
+#[test]
+fn environment_the_code_would_refuse_is_caught() {
+    let mut src = sources();
+    src.replace(
+        "main.tf",
+        "    SEGCAST_BUCKET               = google_storage_bucket.exports.name\n",
+        "",
+    );
+    caught(
+        &src,
+        "the code refuses this environment: SEGCAST_BUCKET is not set",
+    );
+    let mut src = sources();
+    src.replace(
+        "variables.tf",
+        "  default     = 30\n",
+        "  default     = 90\n",
+    );
+    caught(
+        &src,
+        "SEGCAST_PUSH_BUDGET_SECONDS must be below SEGCAST_ACK_DEADLINE_SECONDS",
+    );
+}
+
+#[test]
+fn push_auth_wiring_is_checked() {
+    let mut src = sources();
+    src.replace(
+        "scheduler.tf",
+        "audience              = local.scheduler_tick_audience",
+        "audience              = \"somebody-else\"",
+    );
+    caught(&src, "its OIDC audience must be \"segcast-scheduler-tick\"");
+    let mut src = sources();
+    src.replace(
+        "services.tf",
+        "  min_instances   = 1\n  max_instances   = 1\n",
+        "  min_instances   = 1\n  max_instances   = 3\n",
+    );
+    caught(&src, "max_instance_count must be 1");
+}
+
+#[test]
+fn a_missing_channel_secret_is_caught() {
+    let mut src = sources();
+    src.replace(
+        "main.tf",
+        "\"LINE_CHANNEL_${id}_SECRET\" => google_secret_manager_secret.line_channel[id].id",
+        "\"LINE_CHANNEL_${id}_SECRT\" => google_secret_manager_secret.line_channel[id].id",
+    );
+    caught(&src, "no credentials for channel 1234567890");
+}
+
+/// `terraform fmt -check -recursive terraform` (terraform is installed on the development machines).
+#[test]
+fn terraform_is_formatted() {
+    let dir = repo_root().join("terraform");
+    let out = std::process::Command::new("terraform")
+        .args(["fmt", "-check", "-recursive", "-diff"])
+        .arg(&dir)
+        .output();
+    let out = match out {
+        Ok(o) => o,
+        Err(e) => panic!(
+            "could not run `terraform fmt` ({e}): install terraform (https://developer.hashicorp.com/terraform/install) and put it on PATH"
+        ),
+    };
+    assert!(
+        out.status.success(),
+        "terraform/ is not formatted; run `terraform fmt -recursive terraform`:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
