@@ -1,4 +1,5 @@
 # segcast on GCP: the root module. Files by concern:
+#   registry.tf     the Artifact Registry repository the images are pushed to
 #   iam.tf          service accounts (one per service) and every role they hold
 #   pubsub.tf       delivery topics (module), log and click topics with BigQuery subscriptions
 #   bigquery.tf     dataset, and tables/views created from ../sql/ddl (the same files the code loads)
@@ -31,7 +32,7 @@ locals {
   }
 
   # Images from Artifact Registry (cloudbuild.yaml pushes <binary>:<commit SHA>).
-  registry = "${var.region}-docker.pkg.dev/${var.project_id}/${var.artifact_registry_repository}"
+  registry = "${var.region}-docker.pkg.dev/${var.project_id}/${google_artifact_registry_repository.segcast.repository_id}"
   images = {
     for key, name in local.service_names :
     key => "${local.registry}/${name}:${lookup(var.image_tags, key, var.image_tag)}"
