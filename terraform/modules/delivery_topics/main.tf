@@ -73,6 +73,9 @@ resource "google_pubsub_subscription" "dead_letter" {
 
   ack_deadline_seconds       = var.ack_deadline_seconds
   message_retention_duration = "604800s"
+  # Kept after acknowledgement for 7 days, so a dead-letter replay is a `seek` to a time
+  # (docs/runbook.md): safe, because the handler deduplicates by batch and LINE by retry key.
+  retain_acked_messages = true
 
   push_config {
     push_endpoint = "${var.handler_url}/push/dead-letter"
