@@ -81,6 +81,12 @@ module "delivery" {
 
   custom_audiences = [local.delivery_push_audience]
   invokers         = ["serviceAccount:${google_service_account.sa["pubsub-push"].email}"]
+
+  # A revision only starts if its account can already read the secrets it mounts.
+  depends_on = [
+    google_secret_manager_secret_iam_member.delivery_channels,
+    google_secret_manager_secret_iam_member.click_keys,
+  ]
 }
 
 # Log sink (optional, off by default): only where a BigQuery subscription cannot be used. One instance with
@@ -136,6 +142,8 @@ module "click_redirect" {
   memory        = "256Mi"
   ingress       = "INGRESS_TRAFFIC_ALL"
   invokers      = ["allUsers"]
+
+  depends_on = [google_secret_manager_secret_iam_member.click_keys]
 }
 
 # Console: reachable only through the HTTPS load balancer, where IAP signs users in (console.tf); the code

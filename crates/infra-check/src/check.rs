@@ -133,7 +133,74 @@ pub fn check(model: &Model, code: &Code) -> Vec<Problem> {
     bigquery(model, code, &mut out);
     datastore(model, code, &mut out);
     iam(model, &mut out);
+    images(model, code, &mut out);
     out.0
+}
+
+/// Every image a service runs is one cloudbuild.yaml builds (from docker/Dockerfile, for the binary of the
+/// same name) and pushes, to the repository terraform creates.
+fn images(model: &Model, code: &Code, out: &mut Out) {
+    let cb = &code.cloudbuild;
+    let repo_default = cb
+        .pointer("/substitutions/_REPOSITORY")
+        .and_then(Json::as_str)
+        .unwrap_or_default();
+    if let Some(r) = model.all("google_artifact_registry_repository").next()
+        && r.str("repository_id") != Some(repo_default)
+    {
+        out.add(
+            who(r),
+            format!(
+                "cloudbuild.yaml pushes to repository {repo_default:?} (_REPOSITORY), not this one"
+            ),
+        );
+    }
+    let pushed: Vec<&str> = cb
+        .get("images")
+        .and_then(Json::as_array)
+        .map(|a| a.iter().filter_map(Json::as_str).collect())
+        .unwrap_or_default();
+    let steps = cb
+        .get("steps")
+        .and_then(Json::as_array)
+        .cloned()
+        .unwrap_or_default();
+    for svc in model.all("google_cloud_run_v2_service") {
+        let Some(image) = svc.at_str("/template/0/containers/0/image") else {
+            out.add(who(svc), "cannot evaluate its image");
+            continue;
+        };
+        let name = image
+            .rsplit('/')
+            .next()
+            .and_then(|n| n.split(':').next())
+            .unwrap_or_default();
+        let tag = format!(
+            "${{_REGION}}-docker.pkg.dev/${{PROJECT_ID}}/${{_REPOSITORY}}/{name}:${{_TAG}}"
+        );
+        let built = steps.iter().any(|st| {
+            let args: Vec<&str> = st
+                .get("args")
+                .and_then(Json::as_array)
+                .map(|a| a.iter().filter_map(Json::as_str).collect())
+                .unwrap_or_default();
+            args.contains(&format!("--tag={tag}").as_str())
+                && args.contains(&format!("--build-arg=BIN={name}").as_str())
+                && args.contains(&"--file=docker/Dockerfile")
+        });
+        if !built {
+            out.add(
+                who(svc),
+                format!("runs image {name}, which no cloudbuild.yaml step builds (docker/Dockerfile, BIN={name}, tag {tag})"),
+            );
+        }
+        if !pushed.contains(&tag.as_str()) {
+            out.add(
+                who(svc),
+                format!("image {tag} is not in cloudbuild.yaml's images (pushed)"),
+            );
+        }
+    }
 }
 
 /// The environment of a Cloud Run service: plain values, and secret-backed names -> secret id.

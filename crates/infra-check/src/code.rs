@@ -39,6 +39,8 @@ pub struct Code {
     pub max_delivery_attempts: i64,
     /// `datastore/index.yaml`'s `indexes`.
     pub datastore_indexes: Vec<Json>,
+    /// `cloudbuild.yaml`, parsed.
+    pub cloudbuild: Json,
 }
 
 impl Code {
@@ -63,6 +65,11 @@ impl Code {
                 .and_then(Json::as_array)
                 .cloned()
                 .unwrap_or_default(),
+            cloudbuild: serde_yaml::from_str(
+                &std::fs::read_to_string(repo.join("cloudbuild.yaml"))
+                    .context("reading cloudbuild.yaml")?,
+            )
+            .context("parsing cloudbuild.yaml")?,
         })
     }
 

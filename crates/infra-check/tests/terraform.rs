@@ -350,3 +350,21 @@ fn terraform_is_formatted() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn an_image_cloud_build_does_not_build_is_caught() {
+    let model = Model::from_sources(&sources()).unwrap();
+    let mut code = Code::from_crate(&repo_root()).unwrap();
+    let yaml = std::fs::read_to_string(repo_root().join("cloudbuild.yaml"))
+        .unwrap()
+        .replace("BIN=segcast-delivery", "BIN=segcast-deliver");
+    code.cloudbuild = serde_yaml::from_str(&yaml).unwrap();
+    let p = check(&model, &code);
+    assert!(
+        p.iter().any(|p| p
+            .to_string()
+            .contains("runs image segcast-delivery, which no cloudbuild.yaml step builds")),
+        "{}",
+        show(&p)
+    );
+}

@@ -32,8 +32,9 @@ resource "google_cloud_run_v2_service" "this" {
         startup_cpu_boost = true
       }
 
+      # Empty values are left out (the code treats an empty variable as unset anyway).
       dynamic "env" {
-        for_each = var.env
+        for_each = { for k, v in var.env : k => v if v != "" }
         content {
           name  = env.key
           value = env.value
