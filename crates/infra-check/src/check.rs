@@ -869,7 +869,10 @@ fn bigquery(model: &Model, code: &Code, out: &mut Out) {
                 who(r),
                 format!(
                     "runs SQL that is not a sql/ddl file: {:?}",
-                    rest.trim().chars().take(120).collect::<String>()
+                    rest.trim_matches(|c: char| c.is_whitespace() || c == ';')
+                        .chars()
+                        .take(120)
+                        .collect::<String>()
                 ),
             );
         }

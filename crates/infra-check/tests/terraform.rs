@@ -18,11 +18,13 @@ fn show(p: &[Problem]) -> String {
 /// The mutation is caught, by a problem whose message contains `needle`.
 fn caught(src: &Sources, needle: &str) -> Vec<Problem> {
     let p = problems(src);
-    assert!(
-        p.iter().any(|p| p.to_string().contains(needle)),
-        "expected a problem mentioning {needle:?}, got:\n{}",
-        show(&p)
-    );
+    match p.iter().find(|p| p.to_string().contains(needle)) {
+        Some(found) => println!("caught: {found}"),
+        None => panic!(
+            "expected a problem mentioning {needle:?}, got:\n{}",
+            show(&p)
+        ),
+    }
     p
 }
 
@@ -200,10 +202,9 @@ fn a_second_copy_of_the_ddl_is_caught() {
     src.replace(
         "bigquery.tf",
         "ddl_script = join(\";\\n\\n\", local.ddl_statements)",
-        "ddl_script = join(\";\\n\\n\", concat(slice(local.ddl_statements, 1, 6), [\"CREATE TABLE IF NOT EXISTS `my-project.segcast.delivery_logs` (log_id STRING)\"]))",
+        "ddl_script = join(\";\\n\\n\", concat(local.ddl_statements, [\"CREATE TABLE IF NOT EXISTS `my-project.segcast.delivery_logs_copy` (log_id STRING)\"]))",
     );
-    // slice() is not a function the check knows: the script cannot be evaluated, which is a failure too.
-    caught(&src, "google_bigquery_job");
+    caught(&src, "runs SQL that is not a sql/ddl file");
     let mut src = sources();
     src.replace(
         "bigquery.tf",
