@@ -24,17 +24,17 @@ locals {
     { account = "click-redirect", role = "roles/datastore.viewer" },
   ]
 
-  # Dataset-level grants on the segcast dataset.
-  dataset_roles = concat(
-    [
-      { member = "serviceAccount:${google_service_account.sa["scheduler"].email}", role = "roles/bigquery.dataEditor" },
-      { member = "serviceAccount:${google_service_account.sa["console"].email}", role = "roles/bigquery.dataViewer" },
+  # Dataset-level grants on the segcast dataset (keys are static: emails are only known after apply).
+  dataset_roles = merge(
+    {
+      scheduler-editor = { member = "serviceAccount:${google_service_account.sa["scheduler"].email}", role = "roles/bigquery.dataEditor" }
+      console-viewer   = { member = "serviceAccount:${google_service_account.sa["console"].email}", role = "roles/bigquery.dataViewer" }
       # BigQuery subscriptions write as the Pub/Sub service agent.
-      { member = "serviceAccount:${local.pubsub_service_agent}", role = "roles/bigquery.dataEditor" },
-    ],
-    var.enable_log_sink ? [
-      { member = "serviceAccount:${google_service_account.sa["log-sink"].email}", role = "roles/bigquery.dataEditor" },
-    ] : [],
+      pubsub-agent-editor = { member = "serviceAccount:${local.pubsub_service_agent}", role = "roles/bigquery.dataEditor" }
+    },
+    var.enable_log_sink ? {
+      log-sink-editor = { member = "serviceAccount:${google_service_account.sa["log-sink"].email}", role = "roles/bigquery.dataEditor" }
+    } : {},
   )
 
   # Read access to the datasets segment SQL reads, for the scheduler (runs it) and the console (previews).
@@ -68,7 +68,7 @@ resource "google_project_iam_member" "project" {
 }
 
 resource "google_bigquery_dataset_iam_member" "segcast" {
-  for_each = { for g in local.dataset_roles : "${g.member}/${g.role}" => g }
+  for_each = local.dataset_roles
 
   project    = var.project_id
   dataset_id = google_bigquery_dataset.segcast.dataset_id

@@ -31,7 +31,7 @@ module "scheduler" {
   ingress         = "INGRESS_TRAFFIC_ALL"
 
   custom_audiences = [local.scheduler_tick_audience]
-  invokers         = ["serviceAccount:${google_service_account.sa["scheduler-invoker"].email}"]
+  invokers         = { scheduler-invoker = "serviceAccount:${google_service_account.sa["scheduler-invoker"].email}" }
 }
 
 # Delivery handler: Pub/Sub pushes one batch per request.
@@ -80,7 +80,7 @@ module "delivery" {
   ingress         = "INGRESS_TRAFFIC_ALL"    # Pub/Sub push comes from outside the VPC; OIDC guards it
 
   custom_audiences = [local.delivery_push_audience]
-  invokers         = ["serviceAccount:${google_service_account.sa["pubsub-push"].email}"]
+  invokers         = { pubsub-push = "serviceAccount:${google_service_account.sa["pubsub-push"].email}" }
 
   # A revision only starts if its account can already read the secrets it mounts.
   depends_on = [
@@ -110,7 +110,7 @@ module "log_sink" {
   memory        = "512Mi"
   cpu_idle      = false
   ingress       = "INGRESS_TRAFFIC_INTERNAL_ONLY"
-  invokers      = []
+  invokers      = {}
 }
 
 # Click redirect: the one public service (links in LINE messages are opened by anyone). A click is a
@@ -141,7 +141,7 @@ module "click_redirect" {
   cpu           = "1"
   memory        = "256Mi"
   ingress       = "INGRESS_TRAFFIC_ALL"
-  invokers      = ["allUsers"]
+  invokers      = { public = "allUsers" }
 
   depends_on = [google_secret_manager_secret_iam_member.click_keys]
 }
@@ -168,5 +168,5 @@ module "console" {
   cpu           = "1"
   memory        = "512Mi"
   ingress       = "INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER"
-  invokers      = ["serviceAccount:${local.iap_service_agent}"]
+  invokers      = { iap = "serviceAccount:${local.iap_service_agent}" }
 }

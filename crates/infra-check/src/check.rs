@@ -121,7 +121,11 @@ fn last(s: &str) -> &str {
 pub fn check(model: &Model, code: &Code) -> Vec<Problem> {
     let mut out = Out(Vec::new());
     for e in &model.errors {
-        out.add("terraform", format!("cannot evaluate: {e}"));
+        if e.starts_with("terraform plan") {
+            out.add("terraform", e.clone());
+        } else {
+            out.add("terraform", format!("cannot evaluate: {e}"));
+        }
     }
     let settings = services(model, &mut out);
     if let Some(s) = &settings {

@@ -176,27 +176,28 @@ impl Model {
                 .map_err(|e| anyhow::anyhow!("terraform.tfvars.example: {}: {e}", attr.key))?;
             inputs.insert(attr.key.to_string(), v);
         }
-        let ev = Evaluator {
+        let mut ev = Evaluator {
             modules,
             root: src.dir.clone(),
+            plan: false,
         };
-        // Resolve references by re-evaluating with what the previous pass learnt, until it stops changing.
-        let mut known = Known::default();
-        let mut out = Pass::default();
-        for _ in 0..12 {
-            out = Pass::default();
-            let mut next = Known::default();
-            ev.module(".", "", &inputs, &known, &mut next, &mut out);
-            let done = next == known;
-            known = next;
-            if done {
-                break;
-            }
-        }
+        let (known, out) = ev.run(&inputs);
+        // Again as `terraform plan` sees it, with every computed attribute unknown: `count` and `for_each`
+        // keys must not depend on them (terraform refuses to plan otherwise).
+        ev.plan = true;
+        let (_, planned) = ev.run(&inputs);
+        let mut errors = out.errors;
+        errors.extend(
+            planned
+                .errors
+                .into_iter()
+                .filter(|e| e.contains(AFTER_APPLY))
+                .map(|e| format!("terraform plan would fail: {e}")),
+        );
         Ok(Model {
             resources: out.resources,
             root_vars: to_json(&known.vars.get("").cloned().unwrap_or(Value::Null)),
-            errors: out.errors,
+            errors,
         })
     }
 
@@ -231,7 +232,12 @@ struct Pass {
 struct Evaluator {
     modules: BTreeMap<String, Vec<Block>>,
     root: PathBuf,
+    /// Computed attributes are unknown ([`AFTER_APPLY`]), as when planning a new deployment.
+    plan: bool,
 }
+
+/// The value of an attribute only known after apply, in plan mode.
+pub const AFTER_APPLY: &str = "(known after apply)";
 
 thread_local! {
     /// The terraform directory, for `file()` (hcl-rs functions are plain `fn`s).
@@ -285,6 +291,23 @@ fn normalize_dir(parent: &str, source: &str) -> String {
 }
 
 impl Evaluator {
+    /// Resolves references by re-evaluating with what the previous pass learnt, until it stops changing.
+    fn run(&self, inputs: &Map<String, Value>) -> (Known, Pass) {
+        let mut known = Known::default();
+        let mut out = Pass::default();
+        for _ in 0..12 {
+            out = Pass::default();
+            let mut next = Known::default();
+            self.module(".", "", inputs, &known, &mut next, &mut out);
+            let done = next == known;
+            known = next;
+            if done {
+                break;
+            }
+        }
+        (known, out)
+    }
+
     /// Evaluates one module instance at `path` (`""` = root) in directory `dir` with the given inputs.
     /// Returns its outputs.
     fn module(
@@ -497,7 +520,15 @@ impl Evaluator {
         for inst in &instances {
             let c = inst.context(ctx);
             let mut body = eval_body(&b.body, &c);
+            let given: Vec<String> = body.keys().cloned().collect();
             computed(kind, mode, &mut body);
+            if self.plan && mode == "resource" {
+                for (k, v) in body.iter_mut() {
+                    if !given.contains(k) {
+                        *v = Value::from(AFTER_APPLY);
+                    }
+                }
+            }
             out.resources.push(Resource {
                 module: path.to_owned(),
                 mode: mode.to_owned(),
@@ -563,7 +594,14 @@ fn expand(b: &Block, ctx: &Context) -> Result<Vec<Instance>, String> {
                     .expr
                     .evaluate(ctx)
                     .map_err(|e| format!("cannot evaluate for_each = {}: {e}", raw(&a.expr)))?;
-                return Ok(for_each_items(&v)?
+                let items = for_each_items(&v)?;
+                if let Some((k, _)) = items.iter().find(|(k, _)| k.contains(AFTER_APPLY)) {
+                    return Err(format!(
+                        "the for_each keys of {} are only known after apply (key {k:?}): use static keys",
+                        raw(&a.expr)
+                    ));
+                }
+                return Ok(items
                     .into_iter()
                     .map(|(k, v)| Instance {
                         key: Key::Name(k, v),

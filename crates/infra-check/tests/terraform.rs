@@ -261,8 +261,8 @@ fn all_users_on_anything_but_the_click_redirect_is_caught() {
     let mut src = sources();
     src.replace(
         "services.tf",
-        "invokers         = [\"serviceAccount:${google_service_account.sa[\"scheduler-invoker\"].email}\"]",
-        "invokers         = [\"serviceAccount:${google_service_account.sa[\"scheduler-invoker\"].email}\", \"allUsers\"]",
+        "invokers         = { scheduler-invoker = \"serviceAccount:${google_service_account.sa[\"scheduler-invoker\"].email}\" }",
+        "invokers         = { scheduler-invoker = \"serviceAccount:${google_service_account.sa[\"scheduler-invoker\"].email}\", anyone = \"allUsers\" }",
     );
     caught(
         &src,
@@ -368,4 +368,18 @@ fn an_image_cloud_build_does_not_build_is_caught() {
         "{}",
         show(&p)
     );
+}
+
+/// `terraform plan` refuses for_each keys that are only known after apply (a new service account's email):
+/// the check evaluates the configuration a second time as the plan sees it.
+#[test]
+fn for_each_keys_known_only_after_apply_are_caught() {
+    let mut src = sources();
+    src.replace(
+        "iam.tf",
+        "  for_each = local.dataset_roles\n",
+        "  for_each = { for k, g in local.dataset_roles : \"${g.member}/${g.role}\" => g }\n",
+    );
+    caught(&src, "terraform plan would fail");
+    caught(&src, "are only known after apply");
 }

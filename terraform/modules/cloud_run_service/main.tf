@@ -69,7 +69,7 @@ resource "google_cloud_run_v2_service" "this" {
 
 # Who may call the service (Cloud Run checks the caller's identity before the request reaches the code).
 resource "google_cloud_run_v2_service_iam_member" "invoker" {
-  for_each = toset(var.invokers)
+  for_each = var.invokers
 
   project  = var.project_id
   location = var.region

@@ -79,7 +79,7 @@ variable "custom_audiences" {
 }
 
 variable "invokers" {
-  description = "Members granted roles/run.invoker on this service."
-  type        = list(string)
-  default     = []
+  description = "Members granted roles/run.invoker on this service, by a static key (a member such as a new service account's email is only known after apply, and for_each keys must be known when planning)."
+  type        = map(string)
+  default     = {}
 }
