@@ -118,12 +118,14 @@ resource "google_pubsub_topic_iam_member" "click_redirect_clicks" {
 }
 
 resource "google_pubsub_subscription_iam_member" "log_sink" {
-  count = var.enable_log_sink ? 1 : 0
+  for_each = var.enable_log_sink ? toset(["${var.log_topic}-sink", "${var.click_topic}-sink"]) : toset([])
 
   project      = var.project_id
-  subscription = google_pubsub_subscription.delivery_log_sink[0].name
+  subscription = each.value
   role         = "roles/pubsub.subscriber"
   member       = "serviceAccount:${google_service_account.sa["log-sink"].email}"
+
+  depends_on = [google_pubsub_subscription.delivery_log_sink, google_pubsub_subscription.click_logs_sink]
 }
 
 # Channel credentials: only the delivery handler reads them.

@@ -60,8 +60,8 @@ resource "google_pubsub_subscription" "delivery_log_bigquery" {
   depends_on = [google_bigquery_job.ddl, google_bigquery_dataset_iam_member.segcast]
 }
 
-# Local-style alternative (enable_log_sink): segcast-log-sink pulls <log topic>-sink
-# (Settings::log_subscription) and inserts with insertAll.
+# Local-style alternative (enable_log_sink): segcast-log-sink pulls <log topic>-sink and <click topic>-sink
+# (Settings::log_subscription, Settings::click_subscription) and inserts with insertAll.
 resource "google_pubsub_subscription" "delivery_log_sink" {
   count = var.enable_log_sink ? 1 : 0
 
@@ -76,7 +76,22 @@ resource "google_pubsub_subscription" "delivery_log_sink" {
   }
 }
 
-# Click logs from the click redirect (SEGCAST_CLICK_TOPIC), into click_logs the same way.
+resource "google_pubsub_subscription" "click_logs_sink" {
+  count = var.enable_log_sink ? 1 : 0
+
+  project                    = var.project_id
+  name                       = "${var.click_topic}-sink"
+  topic                      = google_pubsub_topic.click_logs.id
+  ack_deadline_seconds       = 60
+  message_retention_duration = "604800s"
+
+  expiration_policy {
+    ttl = ""
+  }
+}
+
+# Click logs from the click redirect (SEGCAST_CLICK_TOPIC: segcast::click::ClickRow as JSON), into click_logs
+# the same way.
 resource "google_pubsub_topic" "click_logs" {
   project                    = var.project_id
   name                       = var.click_topic
@@ -84,6 +99,8 @@ resource "google_pubsub_topic" "click_logs" {
 }
 
 resource "google_pubsub_subscription" "click_logs_bigquery" {
+  count = var.enable_log_sink ? 0 : 1
+
   project = var.project_id
   name    = "${var.click_topic}-bigquery"
   topic   = google_pubsub_topic.click_logs.id
@@ -141,7 +158,7 @@ resource "google_pubsub_topic_iam_member" "log_dead_letter_publisher" {
 resource "google_pubsub_subscription_iam_member" "log_bigquery_subscriber" {
   for_each = toset(concat(
     google_pubsub_subscription.delivery_log_bigquery[*].name,
-    [google_pubsub_subscription.click_logs_bigquery.name],
+    google_pubsub_subscription.click_logs_bigquery[*].name,
   ))
 
   project      = var.project_id

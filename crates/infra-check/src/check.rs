@@ -713,11 +713,16 @@ fn log_topics(model: &Model, code: &Code, s: &Settings, out: &mut Out) {
             .all("google_pubsub_subscription")
             .filter(|r| topic_of(r) == topic && r.at("/bigquery_config/0").is_some())
             .collect();
-        if topic == s.log_topic && sink {
-            if subscription(model, &s.log_subscription()).is_none() {
+        if sink {
+            let pull = if topic == s.log_topic {
+                s.log_subscription()
+            } else {
+                s.click_subscription()
+            };
+            if subscription(model, &pull).is_none() {
                 out.add(
-                    format!("subscription {}", s.log_subscription()),
-                    "the log sink runs but its pull subscription (Settings::log_subscription) is not created",
+                    format!("subscription {pull}"),
+                    "the log sink runs but its pull subscription (Settings::log_subscription / click_subscription) is not created",
                 );
             }
             continue;
@@ -751,16 +756,19 @@ fn log_topics(model: &Model, code: &Code, s: &Settings, out: &mut Out) {
             {
                 out.add(&addr, "drop_unknown_fields would silently lose fields the table lacks (schema drift); leave it false");
             }
-            if table == code.log_table {
-                match code.table_ddl(&table) {
-                    None => out.add(&addr, format!("no sql/ddl file creates {table}")),
-                    Some(ddl) => {
-                        for d in code::schema_drift(&code.log_row, &code::columns_of(ddl)) {
-                            out.add(
-                                &addr,
-                                format!("schema drift between DeliveryLogRow and {table} (sql/ddl, the subscription's schema): {d}"),
-                            );
-                        }
+            let (row, fields) = if table == code.log_table {
+                ("DeliveryLogRow", &code.log_row)
+            } else {
+                ("ClickRow", &code.click_row)
+            };
+            match code.table_ddl(&table) {
+                None => out.add(&addr, format!("no sql/ddl file creates {table}")),
+                Some(ddl) => {
+                    for d in code::schema_drift(fields, &code::columns_of(ddl)) {
+                        out.add(
+                            &addr,
+                            format!("schema drift between {row} and {table} (sql/ddl, the subscription's schema): {d}"),
+                        );
                     }
                 }
             }

@@ -31,6 +31,8 @@ pub struct Code {
     pub ddl: Vec<(String, String)>,
     /// The fields of a delivery-log row (`segcast::domain::DeliveryLogRow`) as serialized.
     pub log_row: Vec<Field>,
+    /// The fields of a click row (`segcast::click::ClickRow`) as serialized.
+    pub click_row: Vec<Field>,
     /// The table delivery-log rows go to.
     pub log_table: String,
     /// The table click rows go to.
@@ -57,6 +59,7 @@ impl Code {
                 .map(|s| (s.file.to_owned(), s.text.to_owned()))
                 .collect(),
             log_row: log_row_fields(),
+            click_row: click_row_fields(),
             log_table: table_of(segcast::sql::DELIVERY_LOGS.text).unwrap_or_default(),
             click_table: table_of(segcast::sql::CLICK_LOGS.text).unwrap_or_default(),
             max_delivery_attempts: segcast::pipeline::provision::MAX_DELIVERY_ATTEMPTS.into(),
@@ -115,6 +118,29 @@ pub fn log_row_fields() -> Vec<Field> {
     let full = serde_json::to_value(&full).unwrap_or_default();
     let bare = serde_json::to_value(&bare).unwrap_or_default();
     fields_of(&full, &bare)
+}
+
+/// The fields of `ClickRow`, the same way.
+pub fn click_row_fields() -> Vec<Field> {
+    let full = segcast::click::ClickRow {
+        click_id: "k".into(),
+        campaign_id: "c".into(),
+        link_id: "l".into(),
+        recipient: Some("U0".into()),
+        user_agent_class: Some("line".into()),
+        country: Some("JP".into()),
+        clicked_at: "2026-01-01T00:00:00Z".into(),
+    };
+    let bare = segcast::click::ClickRow {
+        recipient: None,
+        user_agent_class: None,
+        country: None,
+        ..full.clone()
+    };
+    fields_of(
+        &serde_json::to_value(&full).unwrap_or_default(),
+        &serde_json::to_value(&bare).unwrap_or_default(),
+    )
 }
 
 /// Fields from two serialized samples of the same row type: `full` with every optional field set, `bare`

@@ -383,3 +383,39 @@ fn for_each_keys_known_only_after_apply_are_caught() {
     caught(&src, "terraform plan would fail");
     caught(&src, "are only known after apply");
 }
+
+#[test]
+fn a_click_row_field_missing_from_click_logs_is_schema_drift() {
+    let model = Model::from_sources(&sources()).unwrap();
+    let mut code = Code::from_crate(&repo_root()).unwrap();
+    let mut extra = code.click_row[0].clone();
+    extra.name = "referrer".into();
+    code.click_row.push(extra);
+    let p = check(&model, &code);
+    assert!(
+        p.iter().any(|p| p
+            .to_string()
+            .contains("schema drift between ClickRow and click_logs")
+            && p.to_string().contains("referrer")),
+        "{}",
+        show(&p)
+    );
+}
+
+/// With the log sink instead of BigQuery subscriptions, its pull subscriptions must exist.
+#[test]
+fn the_log_sink_variant_is_checked_too() {
+    let mut src = sources();
+    src.tfvars.push_str("\nenable_log_sink = true\n");
+    let p = problems(&src);
+    assert!(p.is_empty(), "with enable_log_sink:\n{}", show(&p));
+    src.replace(
+        "pubsub.tf",
+        "name                       = \"${var.click_topic}-sink\"",
+        "name                       = \"${var.click_topic}-pull\"",
+    );
+    caught(
+        &src,
+        "subscription click-logs-sink: the log sink runs but its pull subscription",
+    );
+}
