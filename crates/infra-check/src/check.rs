@@ -127,7 +127,7 @@ pub fn check(model: &Model, code: &Code) -> Vec<Problem> {
             out.add("terraform", format!("cannot evaluate: {e}"));
         }
     }
-    let settings = services(model, &mut out);
+    let settings = services(model, code, &mut out);
     if let Some(s) = &settings {
         delivery_topics(model, code, s, &mut out);
         log_topics(model, code, s, &mut out);
@@ -252,7 +252,7 @@ fn env_of(r: &Resource) -> Env {
 /// Each service: deployed with its own service account, an environment the code accepts, push
 /// authentication wired to its callers. Returns the delivery handler's settings (the names the pipeline
 /// uses), as the code computes them from the handler's environment.
-fn services(model: &Model, out: &mut Out) -> Option<Settings> {
+fn services(model: &Model, code: &Code, out: &mut Out) -> Option<Settings> {
     let mut delivery_settings = None;
     let mut accounts: BTreeMap<String, String> = BTreeMap::new();
     for svc in SERVICES {
@@ -284,6 +284,20 @@ fn services(model: &Model, out: &mut Out) -> Option<Settings> {
                         ),
                     );
                 }
+            }
+        }
+        for name in env.plain.keys().chain(env.secrets.keys()) {
+            let channel = name.starts_with("LINE_CHANNEL_")
+                && (name.ends_with("_SECRET") || name.ends_with("_TOKEN"));
+            // (Only for binaries that exist: the console's variables are a contract for code to come.)
+            let exists = code.packages.iter().any(|p| p == svc.name);
+            if exists && !channel && !code.env_names.contains(name) {
+                out.add(
+                    &addr,
+                    format!(
+                        "sets {name}, which no code reads (a typo? the code would use its default)"
+                    ),
+                );
             }
         }
         for name in svc.env {

@@ -43,6 +43,12 @@ pub struct Code {
     pub datastore_indexes: Vec<Json>,
     /// `cloudbuild.yaml`, parsed.
     pub cloudbuild: Json,
+    /// Every environment variable name the code mentions (`"SEGCAST_..."`, `"LINE_..."`, ... string literals
+    /// in the library's and the binaries' sources): a variable terraform sets that is not among them is a
+    /// typo the code would silently ignore.
+    pub env_names: Vec<String>,
+    /// Package names under `services/` and `functions/` (the binaries that exist so far).
+    pub packages: Vec<String>,
 }
 
 impl Code {
@@ -73,6 +79,8 @@ impl Code {
                     .context("reading cloudbuild.yaml")?,
             )
             .context("parsing cloudbuild.yaml")?,
+            env_names: env_names(repo)?,
+            packages: packages(repo),
         })
     }
 
@@ -83,6 +91,76 @@ impl Code {
             .map(|(_, t)| t.as_str())
             .find(|t| table_of(t).as_deref() == Some(table))
     }
+}
+
+/// The `[package] name` of each crate under `services/` and `functions/`.
+pub fn packages(repo: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for dir in ["services", "functions"] {
+        let Ok(entries) = std::fs::read_dir(repo.join(dir)) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let Ok(toml) = std::fs::read_to_string(e.path().join("Cargo.toml")) else {
+                continue;
+            };
+            if let Some(name) = toml
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("name = \""))
+                .and_then(|l| l.strip_suffix('"'))
+            {
+                out.push(name.to_owned());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Environment variable names in string literals of the Rust sources under `crates/segcast`, `services` and
+/// `functions`.
+pub fn env_names(repo: &Path) -> anyhow::Result<Vec<String>> {
+    let mut files = Vec::new();
+    let mut stack: Vec<std::path::PathBuf> = ["crates/segcast/src", "services", "functions"]
+        .iter()
+        .map(|d| repo.join(d))
+        .collect();
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries {
+            let p = e?.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                files.push(p);
+            }
+        }
+    }
+    let mut names = std::collections::BTreeSet::new();
+    for f in files {
+        let text = std::fs::read_to_string(&f)?;
+        for prefix in [
+            "\"SEGCAST_",
+            "\"LINE_",
+            "\"GOOGLE_CLOUD_PROJECT",
+            "\"PORT\"",
+            "\"RUST_LOG",
+        ] {
+            for (at, _) in text.match_indices(prefix) {
+                let rest = &text[at + 1..];
+                let name: String = rest
+                    .chars()
+                    .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
+                    .collect();
+                if rest[name.len()..].starts_with('"') && !name.is_empty() {
+                    names.insert(name);
+                }
+            }
+        }
+    }
+    Ok(names.into_iter().collect())
 }
 
 /// The fields of `DeliveryLogRow` as serde writes them: a row with every optional field set, and one with

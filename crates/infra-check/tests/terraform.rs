@@ -419,3 +419,14 @@ fn the_log_sink_variant_is_checked_too() {
         "subscription click-logs-sink: the log sink runs but its pull subscription",
     );
 }
+
+#[test]
+fn a_misspelt_environment_variable_is_caught() {
+    let mut src = sources();
+    src.replace(
+        "main.tf",
+        "    SEGCAST_FANOUT_RATE          = tostring(var.fanout_rate)\n",
+        "    SEGCAST_FANOUT_RATES         = tostring(var.fanout_rate)\n",
+    );
+    caught(&src, "sets SEGCAST_FANOUT_RATES, which no code reads");
+}
