@@ -407,7 +407,7 @@ impl Evaluator {
                     } else {
                         &mut my_resources
                     };
-                    let v = self.resource(mode, &kind, &name, b, &ctx, path, out);
+                    let v = self.resource(mode, &kind, &name, b, &mut ctx, path, out);
                     let entry = table
                         .entry(kind)
                         .or_insert_with(|| Value::Object(Map::new()));
@@ -417,7 +417,7 @@ impl Evaluator {
                 }
                 "module" => {
                     let name = label(b, 0);
-                    let v = self.module_call(dir, path, &name, b, &ctx, known, next, out);
+                    let v = self.module_call(dir, path, &name, b, &mut ctx, known, next, out);
                     my_modules.insert(name, v);
                 }
                 _ => {}
@@ -446,7 +446,7 @@ impl Evaluator {
         path: &str,
         name: &str,
         b: &Block,
-        ctx: &Context,
+        ctx: &mut Context<'static>,
         known: &Known,
         next: &mut Known,
         out: &mut Pass,
@@ -473,7 +473,8 @@ impl Evaluator {
         };
         let mut results = Vec::new();
         for inst in &instances {
-            let c = inst.context(ctx);
+            inst.declare(ctx);
+            let c = &*ctx;
             let mut inputs = Map::new();
             for a in b.body.attributes() {
                 if matches!(
@@ -482,7 +483,7 @@ impl Evaluator {
                 ) {
                     continue;
                 }
-                if let Ok(v) = a.expr.evaluate(&c) {
+                if let Ok(v) = a.expr.evaluate(c) {
                     inputs.insert(a.key.to_string(), v);
                 }
             }
@@ -494,6 +495,7 @@ impl Evaluator {
             let outputs = self.module(&child_dir, &child_path, &inputs, known, next, out);
             results.push((inst.key.clone(), Value::Object(outputs)));
         }
+        Instance::clear(ctx);
         collect(results)
     }
 
@@ -504,7 +506,7 @@ impl Evaluator {
         kind: &str,
         name: &str,
         b: &Block,
-        ctx: &Context,
+        ctx: &mut Context<'static>,
         path: &str,
         out: &mut Pass,
     ) -> Value {
@@ -518,8 +520,8 @@ impl Evaluator {
         };
         let mut results = Vec::new();
         for inst in &instances {
-            let c = inst.context(ctx);
-            let mut body = eval_body(&b.body, &c);
+            inst.declare(ctx);
+            let mut body = eval_body(&b.body, ctx);
             let given: Vec<String> = body.keys().cloned().collect();
             computed(kind, mode, &mut body);
             if self.plan && mode == "resource" {
@@ -543,6 +545,7 @@ impl Evaluator {
             });
             results.push((inst.key.clone(), Value::Object(body)));
         }
+        Instance::clear(ctx);
         collect(results)
     }
 }
@@ -559,8 +562,9 @@ struct Instance {
 }
 
 impl Instance {
-    fn context<'a>(&self, ctx: &Context<'a>) -> Context<'a> {
-        let mut c = ctx.clone();
+    /// Makes `count.index` / `each.key` / `each.value` this instance's (the context is reused for every
+    /// instance rather than copied: it holds the whole configuration).
+    fn declare(&self, c: &mut Context<'_>) {
         match &self.key {
             Key::None => {}
             Key::Index(i) => c.declare_var("count", obj(&[("index", Value::from(*i as u64))])),
@@ -569,7 +573,12 @@ impl Instance {
                 obj(&[("key", Value::from(k.as_str())), ("value", v.clone())]),
             ),
         }
-        c
+    }
+
+    /// After the last instance: `count` and `each` mean nothing outside a counted block.
+    fn clear(c: &mut Context<'_>) {
+        c.declare_var("count", Value::Null);
+        c.declare_var("each", Value::Null);
     }
 }
 
