@@ -113,6 +113,7 @@ impl TestEnv {
             ("SEGCAST_DATASET".into(), prefix.clone()),
             ("SEGCAST_TOPIC_PREFIX".into(), format!("{prefix}-delivery")),
             ("SEGCAST_LOG_TOPIC".into(), format!("{prefix}-log")),
+            ("SEGCAST_CLICK_TOPIC".into(), format!("{prefix}-click")),
             ("SEGCAST_PUSH_TOKEN".into(), push_token),
             ("LINE_API_BASE_URL".into(), line_url.clone()),
             ("SEGCAST_PUSH_BUDGET_SECONDS".into(), "20".into()),
@@ -230,6 +231,19 @@ impl TestEnv {
         segment_sql: &str,
         dry_run: bool,
     ) -> anyhow::Result<CampaignId> {
+        self.campaign_with_links(messages, Default::default(), segment_sql, dry_run)
+            .await
+    }
+
+    /// [`TestEnv::campaign`] with tracked links (`{{link:ID}}` in the messages, `links`: ID -> target URL),
+    /// checked against the click settings as campaign creation does.
+    pub async fn campaign_with_links(
+        &self,
+        messages: serde_json::Value,
+        links: std::collections::BTreeMap<String, String>,
+        segment_sql: &str,
+        dry_run: bool,
+    ) -> anyhow::Result<CampaignId> {
         let ds = &self.ctx.gcp.datastore;
         let now = OffsetDateTime::now_utc();
         let messages = Messages::parse(&messages).map_err(|e| anyhow::anyhow!("content: {e:?}"))?;
@@ -237,8 +251,12 @@ impl TestEnv {
             id: ContentId::generate(),
             name: "test content".into(),
             messages,
+            links,
             updated_at: now,
         };
+        content
+            .check_links(&self.ctx.settings.click)
+            .map_err(|e| anyhow::anyhow!("content: {e:?}"))?;
         let segment = Segment {
             id: SegmentId::generate(),
             name: "test segment".into(),

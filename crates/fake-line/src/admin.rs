@@ -1,4 +1,5 @@
-//! Admin endpoints under `/fake/` (no auth): stats, deliveries (NDJSON), faults, quotas, reset, health, config.
+//! Admin endpoints under `/fake/` (no auth): stats, deliveries (NDJSON), faults, quotas, reset, health, config,
+//! recent messages per recipient, and recorded user interactions (for the insight endpoint).
 
 use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
@@ -21,6 +22,62 @@ pub(crate) fn router() -> Router<App> {
         .route("/fake/quota", post(set_quota))
         .route("/fake/reset", post(reset))
         .route("/fake/config", get(config))
+        .route("/fake/messages", get(messages))
+        .route("/fake/interactions", post(interactions))
+}
+
+#[derive(Deserialize)]
+struct MessagesQuery {
+    to: String,
+}
+
+/// `GET /fake/messages?to=U...`: `{"to": ..., "requests": [[message, ...], ...]}`, the messages of the recent
+/// accepted requests to that recipient, oldest first (the last 2,000 requests are kept).
+async fn messages(State(app): State<App>, Query(q): Query<MessagesQuery>) -> Response {
+    match app.deliveries.messages_to(&q.to) {
+        Some(requests) => Json(json!({"to": q.to, "requests": requests})).into_response(),
+        None => line_error(
+            StatusCode::NOT_FOUND,
+            "messages are not kept: set keep_records",
+        ),
+    }
+}
+
+#[derive(Deserialize)]
+struct InteractionRequest {
+    unit: String,
+    user: String,
+    /// `impression` or `click`.
+    event: String,
+    seq: Option<usize>,
+    url: Option<String>,
+}
+
+/// `POST /fake/interactions` `{"unit": "c_x", "user": "U...", "event": "impression"}` or
+/// `{"unit": ..., "user": ..., "event": "click", "seq": 1, "url": "https://..."}`: what a user did with a
+/// delivered message, for the insight endpoint to count. 404 when the user was never sent the unit.
+async fn interactions(State(app): State<App>, Json(r): Json<InteractionRequest>) -> Response {
+    let what = match (r.event.as_str(), r.url) {
+        ("impression", _) => crate::records::Interaction::Impression,
+        ("click", Some(url)) => crate::records::Interaction::Click {
+            seq: r.seq.unwrap_or(1),
+            url,
+        },
+        _ => {
+            return line_error(
+                StatusCode::BAD_REQUEST,
+                "event is impression, or click with a url",
+            );
+        }
+    };
+    if app.deliveries.interact(&r.unit, &r.user, what) {
+        Json(json!({})).into_response()
+    } else {
+        line_error(
+            StatusCode::NOT_FOUND,
+            "that user was not sent that unit's messages",
+        )
+    }
 }
 
 async fn health() -> Response {

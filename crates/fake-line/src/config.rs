@@ -284,24 +284,18 @@ impl<'de> Deserialize<'de> for Latency {
     }
 }
 
-/// How the insight endpoint makes up interaction numbers from the accepted deliveries of a unit: the fake has
-/// no users to open messages, so it reports fixed fractions of the unique recipients.
+/// The insight endpoint answers from the records (accepted deliveries and the interactions recorded with
+/// `POST /fake/interactions`); this only sets LINE's privacy threshold.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct InsightConfig {
-    pub impression_rate: f64,
-    pub click_rate: f64,
-    /// Below this many unique recipients, the overview values are null (LINE: 20).
+    /// Below this many unique recipients, the values are null (LINE: 20).
     pub min_users: u64,
 }
 
 impl Default for InsightConfig {
     fn default() -> Self {
-        InsightConfig {
-            impression_rate: 0.6,
-            click_rate: 0.1,
-            min_users: 20,
-        }
+        InsightConfig { min_users: 20 }
     }
 }
 

@@ -1,7 +1,7 @@
 //! `GET /v2/bot/insight/message/event/aggregation` (LINE's "get statistics per unit"), answered from the
-//! accepted deliveries of the unit in the date range. The fake has no users who open messages, so interaction
-//! numbers are fixed fractions (`Config::insight`) of the unique recipients, and every value is null below
-//! `min_users` recipients, as LINE does under 20 users.
+//! records: the unit's accepted deliveries in the date range, and the interactions recorded for its recipients
+//! (`POST /fake/interactions`: the fake has no users, so a test says who opened or tapped what). Every value is
+//! null below `min_users` recipients, as LINE does under 20 users.
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
@@ -74,39 +74,50 @@ pub(crate) async fn aggregation(
     let cfg = app.config.insight;
     let info = app.deliveries.unit_insight(&unit, from, to);
     let unique = info.as_ref().map_or(0, |i| i.unique_in_range);
+    // LINE reports nothing (null) for a unit with fewer than 20 users.
     let enough = unique >= cfg.min_users;
-    let n = |rate: f64| -> Value {
-        if enough {
-            json!((unique as f64 * rate).floor() as u64)
-        } else {
-            Value::Null
-        }
-    };
+    let n = |v: u64| -> Value { if enough { json!(v) } else { Value::Null } };
+    let activity = app.deliveries.interactions(&unit);
     let (message_count, urls) = info.map(|i| (i.message_count, i.urls)).unwrap_or_default();
+    // Impressions are per unit (the fake does not know which message of a unit a user opened): each message
+    // reports the unit's opens, as a single-message campaign would.
     let messages: Vec<Value> = (1..=message_count)
         .map(|seq| {
-            json!({"seq": seq, "impression": n(cfg.impression_rate), "mediaPlayed": null,
+            json!({"seq": seq, "impression": n(activity.impressions), "mediaPlayed": null,
                    "mediaPlayed25Percent": null, "mediaPlayed50Percent": null, "mediaPlayed75Percent": null,
-                   "mediaPlayed100Percent": null, "uniqueImpression": n(cfg.impression_rate),
+                   "mediaPlayed100Percent": null, "uniqueImpression": n(activity.unique_impressions),
                    "uniqueMediaPlayed": null, "uniqueMediaPlayed25Percent": null,
                    "uniqueMediaPlayed50Percent": null, "uniqueMediaPlayed75Percent": null,
                    "uniqueMediaPlayed100Percent": null})
         })
         .collect();
-    let clicks: Vec<Value> = urls
-        .iter()
-        .map(|(seq, url)| {
-            json!({"seq": seq, "url": url, "click": n(cfg.click_rate), "uniqueClick": n(cfg.click_rate),
-                   "uniqueClickOfRequest": n(cfg.click_rate)})
-        })
-        .collect();
-    let unique_click = if urls.is_empty() && enough {
-        json!(0)
-    } else {
-        n(cfg.click_rate)
-    };
+    // Every URL of the unit's messages, with the clicks recorded on it; then clicked URLs not among them
+    // (personalised messages carry a different URL per recipient).
+    let mut clicks: Vec<Value> = Vec::new();
+    let mut listed = std::collections::BTreeSet::new();
+    for (seq, url) in &urls {
+        let (c, u) = activity
+            .clicks
+            .iter()
+            .find(|(s, x, _, _)| s == seq && x == url)
+            .map_or((0, 0), |(_, _, c, u)| (*c, *u));
+        listed.insert((*seq, url.clone()));
+        clicks.push(
+            json!({"seq": seq, "url": url, "click": n(c), "uniqueClick": n(u),
+                           "uniqueClickOfRequest": n(u)}),
+        );
+    }
+    for (seq, url, c, u) in &activity.clicks {
+        if !listed.contains(&(*seq, url.clone())) {
+            clicks.push(
+                json!({"seq": seq, "url": url, "click": n(*c), "uniqueClick": n(*u),
+                               "uniqueClickOfRequest": n(*u)}),
+            );
+        }
+    }
     let body = json!({
-        "overview": {"uniqueImpression": n(cfg.impression_rate), "uniqueClick": unique_click,
+        "overview": {"uniqueImpression": n(activity.unique_impressions),
+                     "uniqueClick": n(activity.unique_clickers),
                      "uniqueMediaPlayed": null, "uniqueMediaPlayed100Percent": null},
         "messages": messages,
         "clicks": clicks,

@@ -50,8 +50,8 @@ use tokio::task::JoinHandle;
 pub use config::{Config, Endpoint, Faults, InsightConfig, Latency, RateLimit, RateLimits};
 pub use faults::FaultCounts;
 pub use quota::QuotaStats;
-pub use records::{Record, UnitStats};
 pub use rate_limit::Timeline;
+pub use records::{Interaction, Record, UnitStats};
 pub use stats::Stats;
 
 use state::{App, AppState};
@@ -125,6 +125,18 @@ impl FakeLine {
             .lines()
             .filter_map(|l| serde_json::from_str(l).ok())
             .collect()
+    }
+
+    /// The messages of the recent accepted requests to `to`, oldest first (the last 2,000 requests are kept;
+    /// empty when records are not kept).
+    pub fn messages_to(&self, to: &str) -> Vec<serde_json::Value> {
+        self.app.deliveries.messages_to(to).unwrap_or_default()
+    }
+
+    /// Records what a user did with a delivered message of `unit` (LINE's insight counts it). False when the
+    /// user was never sent the unit.
+    pub fn interact(&self, unit: &str, user: &str, what: Interaction) -> bool {
+        self.app.deliveries.interact(unit, user, what)
     }
 
     pub fn faults(&self) -> Faults {

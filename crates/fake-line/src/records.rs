@@ -69,6 +69,16 @@ pub(crate) struct UnitInsight {
     pub urls: Vec<(usize, String)>,
 }
 
+/// What users did with a unit's messages, as recorded through `POST /fake/interactions`.
+#[derive(Debug, Default)]
+pub(crate) struct UnitActivity {
+    pub impressions: u64,
+    pub unique_impressions: u64,
+    pub unique_clickers: u64,
+    /// (seq, url, clicks, unique clickers)
+    pub clicks: Vec<(usize, String, u64, u64)>,
+}
+
 /// Units by name ("" for none), interned to small indexes for the pair maps.
 #[derive(Default)]
 struct UnitTable {
@@ -95,7 +105,36 @@ struct Totals {
     other_messages: AtomicU64,
 }
 
+/// Requests whose messages are kept for `GET /fake/messages` (when records are kept in memory).
+pub const RECENT_MESSAGES: usize = 2000;
+
+/// A recorded user interaction with a delivered message (`POST /fake/interactions`): LINE's insight counts
+/// these; the fake has no users, so tests say what the users did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Interaction {
+    /// The user opened the message.
+    Impression,
+    /// The user tapped a URL in message `seq` (1-based).
+    Click { seq: usize, url: String },
+}
+
+#[derive(Default)]
+struct UnitInteractions {
+    impressions: u64,
+    impressed: std::collections::HashSet<String>,
+    /// (seq, url) -> (clicks, distinct users)
+    clicks: BTreeMap<(usize, String), (u64, std::collections::HashSet<String>)>,
+    clickers: std::collections::HashSet<String>,
+}
+
+/// An accepted request's recipients and messages.
+type RecentRequest = std::sync::Arc<(Vec<String>, Value)>;
+
 pub(crate) struct Deliveries {
+    /// The last [`RECENT_MESSAGES`] accepted requests' recipients and messages.
+    recent: Option<Mutex<std::collections::VecDeque<RecentRequest>>>,
+    interactions: Mutex<HashMap<String, UnitInteractions>>,
     memory: Option<Mutex<Vec<Record>>>,
     file: Option<(PathBuf, Mutex<mpsc::Sender<WriterMsg>>)>,
     pairs: Vec<Mutex<PairShard>>,
@@ -127,6 +166,8 @@ impl Deliveries {
             None => None,
         };
         Ok(Deliveries {
+            recent: keep.then(|| Mutex::new(std::collections::VecDeque::new())),
+            interactions: Mutex::new(HashMap::new()),
             memory: keep.then(|| Mutex::new(Vec::new())),
             file,
             pairs: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
@@ -198,6 +239,16 @@ impl Deliveries {
         t.duplicates.fetch_add(dup, Ordering::Relaxed);
         t.other_messages.fetch_add(other, Ordering::Relaxed);
 
+        if let Some(recent) = &self.recent {
+            let mut recent = recent.lock();
+            if recent.len() >= RECENT_MESSAGES {
+                recent.pop_front();
+            }
+            recent.push_back(std::sync::Arc::new((
+                record.recipients.clone(),
+                messages.clone(),
+            )));
+        }
         match (&self.memory, &self.file) {
             (Some(mem), Some((_, tx))) => {
                 let _ = tx.lock().send(WriterMsg::Record(Box::new(record.clone())));
@@ -242,6 +293,73 @@ impl Deliveries {
             message_count: u.message_count,
             urls: u.urls.clone(),
         })
+    }
+
+    /// The messages of the recent accepted requests to `to` (oldest first; at most the last
+    /// [`RECENT_MESSAGES`] requests are kept). `None` when records are not kept in memory.
+    pub(crate) fn messages_to(&self, to: &str) -> Option<Vec<Value>> {
+        let recent = self.recent.as_ref()?.lock();
+        Some(
+            recent
+                .iter()
+                .filter(|r| r.0.iter().any(|u| u == to))
+                .map(|r| r.1.clone())
+                .collect(),
+        )
+    }
+
+    /// Whether `user` was accepted as a recipient of `unit`.
+    pub(crate) fn was_delivered(&self, unit: &str, user: &str) -> bool {
+        let Some(&i) = self.units.lock().index.get(unit) else {
+            return false;
+        };
+        let key = recipient_key(user);
+        self.pairs[key[15] as usize % SHARDS]
+            .lock()
+            .contains_key(&(key, i))
+    }
+
+    /// Records what a user did with a message of `unit` (false: the user was never sent the unit).
+    pub(crate) fn interact(&self, unit: &str, user: &str, what: Interaction) -> bool {
+        if !self.was_delivered(unit, user) {
+            return false;
+        }
+        let mut all = self.interactions.lock();
+        let u = all.entry(unit.to_owned()).or_default();
+        match what {
+            Interaction::Impression => {
+                u.impressions += 1;
+                u.impressed.insert(user.to_owned());
+            }
+            Interaction::Click { seq, url } => {
+                // Tapping a link means the message was seen.
+                u.impressed.insert(user.to_owned());
+                let e = u.clicks.entry((seq, url)).or_default();
+                e.0 += 1;
+                e.1.insert(user.to_owned());
+                u.clickers.insert(user.to_owned());
+            }
+        }
+        true
+    }
+
+    /// The recorded interactions of `unit`: (impressions, unique impressions, unique clickers,
+    /// per (seq, url): clicks and unique clickers).
+    pub(crate) fn interactions(&self, unit: &str) -> UnitActivity {
+        let all = self.interactions.lock();
+        let Some(u) = all.get(unit) else {
+            return UnitActivity::default();
+        };
+        UnitActivity {
+            impressions: u.impressions.max(u.impressed.len() as u64),
+            unique_impressions: u.impressed.len() as u64,
+            unique_clickers: u.clickers.len() as u64,
+            clicks: u
+                .clicks
+                .iter()
+                .map(|((seq, url), (n, users))| (*seq, url.clone(), *n, users.len() as u64))
+                .collect(),
+        }
     }
 
     /// The kept records as NDJSON, optionally only those of `unit`. `None` when records are neither kept in
@@ -290,6 +408,10 @@ impl Deliveries {
         for s in &self.pairs {
             s.lock().clear();
         }
+        if let Some(r) = &self.recent {
+            r.lock().clear();
+        }
+        self.interactions.lock().clear();
         *self.units.lock() = UnitTable::default();
         let t = &self.totals;
         for c in [

@@ -1,10 +1,11 @@
 //! `GET /v2/bot/insight/message/event/aggregation`: LINE's per-unit statistics shape, null values under 20
-//! unique users, numbers derived from the unit's deliveries in the date range, and parameter checks.
+//! unique users, numbers counted from the unit's deliveries in the date range and the interactions recorded for
+//! its recipients, and parameter checks.
 
 mod common;
 
 use common::*;
-use fake_line::Config;
+use fake_line::{Config, Interaction};
 use serde_json::{Value, json};
 
 fn today_jst() -> String {
@@ -51,19 +52,46 @@ async fn statistics_per_unit() {
     assert_eq!(small["messages"].as_array().unwrap().len(), 2);
     assert_eq!(small["messages"][0]["impression"], Value::Null);
 
+    // Nobody did anything yet: zeros (not nulls: there are enough users).
     let big: Value = env.get(&q("big")).await.json().await.unwrap();
-    assert_eq!(
-        big["overview"]["uniqueImpression"], 60,
-        "60% of 100 users by default"
-    );
-    assert_eq!(big["overview"]["uniqueClick"], 10);
+    assert_eq!(big["overview"]["uniqueImpression"], 0);
+    assert_eq!(big["overview"]["uniqueClick"], 0);
+
+    // The numbers come from what users did: 30 opened, 7 of them tapped the link (one of them twice), and a
+    // user who was never sent the unit cannot count.
+    let all = users(0..100);
+    for (i, u) in all.iter().enumerate().take(30) {
+        let u = u.as_str();
+        assert!(env.fake.interact("big", u, Interaction::Impression));
+        if i < 7 {
+            let click = Interaction::Click {
+                seq: 2,
+                url: "https://example.com/sale".into(),
+            };
+            assert!(env.fake.interact("big", u, click.clone()));
+            if i == 0 {
+                assert!(env.fake.interact("big", u, click));
+            }
+        }
+    }
+    let stranger = users(500..501)[0].clone();
+    assert!(!env.fake.interact("big", &stranger, Interaction::Impression));
+    let big: Value = env.get(&q("big")).await.json().await.unwrap();
+    assert_eq!(big["overview"]["uniqueImpression"], 30);
+    assert_eq!(big["overview"]["uniqueClick"], 7);
     assert_eq!(big["overview"]["uniqueMediaPlayed"], Value::Null);
     assert_eq!(big["messages"][1]["seq"], 2);
+    assert_eq!(big["messages"][0]["uniqueImpression"], 30);
     assert_eq!(
         big["clicks"],
-        json!([{"seq": 2, "url": "https://example.com/sale", "click": 10,
-                                       "uniqueClick": 10, "uniqueClickOfRequest": 10}])
+        json!([{"seq": 2, "url": "https://example.com/sale", "click": 8,
+                                       "uniqueClick": 7, "uniqueClickOfRequest": 7}])
     );
+    // Under 20 users, even recorded activity is reported as null.
+    let u0 = users(0..1)[0].clone();
+    assert!(env.fake.interact("small", &u0, Interaction::Impression));
+    let small: Value = env.get(&q("small")).await.json().await.unwrap();
+    assert_eq!(small["overview"]["uniqueImpression"], Value::Null);
 
     // Another day range sees nothing; unknown units answer nulls and empty lists.
     let old: Value = env

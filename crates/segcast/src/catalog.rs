@@ -7,6 +7,7 @@ use crate::domain::{
 };
 use crate::gcp::datastore::{Datastore, Doc, Indexed};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use time::OffsetDateTime;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -14,8 +15,20 @@ pub struct Content {
     pub id: ContentId,
     pub name: String,
     pub messages: Messages,
+    /// Tracked links: link id -> target URL, used in the messages as `{{link:ID}}` (see [`crate::click::links`]).
+    /// The click redirect only ever redirects to these.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub links: BTreeMap<String, String>,
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
+}
+
+impl Content {
+    /// Checks the content's tracked links against this deployment's click settings (call when content is
+    /// registered and when a campaign is created: tracked content is refused where it would go out untracked).
+    pub fn check_links(&self, click: &crate::config::ClickSettings) -> Result<(), Vec<ParseError>> {
+        crate::click::links::check_content(click, &self.messages, &self.links)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

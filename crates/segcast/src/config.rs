@@ -35,6 +35,20 @@ pub struct Settings {
     pub log_topic: String,
     pub line: LineSettings,
     pub delivery: DeliverySettings,
+    pub click: ClickSettings,
+}
+
+/// Click tracking: where click rows go, and how tracked links are signed.
+#[derive(Debug, Clone)]
+pub struct ClickSettings {
+    /// Topic carrying click-log rows to BigQuery (`SEGCAST_CLICK_TOPIC`).
+    pub topic: String,
+    /// Signing keys (`SEGCAST_CLICK_KEYS`, `kid:base64url-key,...`): the first signs, all verify.
+    pub keys: Option<crate::click::token::Keys>,
+    /// Public base URL of the click domain (`SEGCAST_CLICK_BASE_URL`), e.g. `https://c.example.com`.
+    pub base_url: Option<String>,
+    /// How long a tracked link keeps working (`SEGCAST_CLICK_TOKEN_TTL_DAYS`).
+    pub token_ttl: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -165,6 +179,7 @@ impl Settings {
                 push_audience: get(&vars, "SEGCAST_PUSH_AUDIENCE"),
                 push_service_account: get(&vars, "SEGCAST_PUSH_SERVICE_ACCOUNT"),
             },
+            click: click_settings(&vars)?,
         })
     }
 
@@ -183,6 +198,43 @@ impl Settings {
     pub fn log_subscription(&self) -> String {
         format!("{}-sink", self.log_topic)
     }
+
+    /// The local click-log sink's pull subscription.
+    pub fn click_subscription(&self) -> String {
+        format!("{}-sink", self.click.topic)
+    }
+}
+
+fn click_settings(vars: &HashMap<String, String>) -> anyhow::Result<ClickSettings> {
+    let keys = match get(vars, "SEGCAST_CLICK_KEYS") {
+        None => None,
+        Some(v) => Some(
+            crate::click::token::Keys::parse(&crate::telemetry::Secret::new(v))
+                .map_err(|e| anyhow::anyhow!("SEGCAST_CLICK_KEYS: {e}"))?,
+        ),
+    };
+    let base_url = match get(vars, "SEGCAST_CLICK_BASE_URL") {
+        None => None,
+        Some(v) => {
+            let v = v.trim_end_matches('/').to_owned();
+            if !(v.starts_with("https://") || v.starts_with("http://")) || v.contains(['?', '#']) {
+                bail!(
+                    "SEGCAST_CLICK_BASE_URL={v:?} must be an http(s) URL without query or fragment"
+                );
+            }
+            Some(v)
+        }
+    };
+    let days = parse_num(vars, "SEGCAST_CLICK_TOKEN_TTL_DAYS", 90u64)?;
+    if !(1..=3650).contains(&days) {
+        bail!("SEGCAST_CLICK_TOKEN_TTL_DAYS={days} must be between 1 and 3650");
+    }
+    Ok(ClickSettings {
+        topic: get(vars, "SEGCAST_CLICK_TOPIC").unwrap_or_else(|| "click-logs".into()),
+        keys,
+        base_url,
+        token_ttl: Duration::from_secs(days * 86_400),
+    })
 }
 
 /// The HTTP port Cloud Run gives in `PORT` (8080 when unset).
@@ -230,5 +282,24 @@ mod tests {
         assert!(err.to_string().contains("GOOGLE_CLOUD_PROJECT"));
         let err = Settings::from_vars(vars(&[("SEGCAST_PUSH_BUDGET_SECONDS", "90")])).unwrap_err();
         assert!(err.to_string().contains("ACK_DEADLINE"));
+    }
+
+    #[test]
+    fn click_settings_default_and_refuse_bad_keys_without_printing_them() {
+        let s = Settings::from_vars(vars(&[])).unwrap();
+        assert_eq!(s.click.topic, "click-logs");
+        assert!(s.click.keys.is_none() && s.click.base_url.is_none());
+        assert_eq!(s.click.token_ttl, Duration::from_secs(90 * 86_400));
+        let s = Settings::from_vars(vars(&[
+            ("SEGCAST_CLICK_KEYS", "k2:c2VjcmV0LWtleS1udW1iZXItdHdvLTMyLWJ5dGVzISE,k1:b2xkLWtleS1vbmUtb2xkLWtleS1vbmUtb2xkLWtleQ"),
+            ("SEGCAST_CLICK_BASE_URL", "https://c.example.com/"),
+        ]))
+        .unwrap();
+        assert_eq!(s.click.base_url.as_deref(), Some("https://c.example.com"));
+        assert!(!format!("{s:?}").contains("c2VjcmV0"));
+        let err = Settings::from_vars(vars(&[("SEGCAST_CLICK_KEYS", "k1:not*base64-sekrit")]))
+            .unwrap_err();
+        assert!(err.to_string().contains("SEGCAST_CLICK_KEYS"));
+        assert!(!err.to_string().contains("sekrit"));
     }
 }

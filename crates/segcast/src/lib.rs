@@ -8,9 +8,11 @@
 //! - [`sql`]: every BigQuery statement the system runs, loaded from the repository's `sql/` directory.
 //! - [`pipeline`]: the stages of the flow, one module each (claim, extract, fan-out, deliver, log sink, diff retry).
 //! - [`catalog`]: contents, segments, channels and campaigns as Datastore entities.
+//! - [`click`]: click tracking (signed links, click rows), LINE insight, stats and CSV export.
 
 pub mod apps;
 pub mod catalog;
+pub mod click;
 pub mod config;
 pub mod domain;
 pub mod gcp;

@@ -66,8 +66,52 @@ pub const CAMPAIGN_OUTCOMES: Sql = Sql {
     text: sql_file!("stats/campaign_outcomes.sql"),
 };
 
+pub const CAMPAIGNS: Sql = Sql {
+    file: "ddl/campaigns.sql",
+    text: sql_file!("ddl/campaigns.sql"),
+};
+pub const CLICK_EVENTS: Sql = Sql {
+    file: "ddl/click_events.sql",
+    text: sql_file!("ddl/click_events.sql"),
+};
+pub const RECIPIENT_CLICKS: Sql = Sql {
+    file: "ddl/recipient_clicks.sql",
+    text: sql_file!("ddl/recipient_clicks.sql"),
+};
+pub const CAMPAIGN_CLICKS: Sql = Sql {
+    file: "stats/campaign_clicks.sql",
+    text: sql_file!("stats/campaign_clicks.sql"),
+};
+pub const LINK_CLICKS: Sql = Sql {
+    file: "stats/link_clicks.sql",
+    text: sql_file!("stats/link_clicks.sql"),
+};
+pub const CLICKS_OVER_TIME: Sql = Sql {
+    file: "stats/clicks_over_time.sql",
+    text: sql_file!("stats/clicks_over_time.sql"),
+};
+pub const SEGMENT_CLICKS: Sql = Sql {
+    file: "stats/segment_clicks.sql",
+    text: sql_file!("stats/segment_clicks.sql"),
+};
+pub const CONTENT_CLICKS: Sql = Sql {
+    file: "stats/content_clicks.sql",
+    text: sql_file!("stats/content_clicks.sql"),
+};
+pub const EXPORT_RECIPIENTS: Sql = Sql {
+    file: "stats/export_recipients.sql",
+    text: sql_file!("stats/export_recipients.sql"),
+};
+
 /// The DDL that sets up a dataset, in order.
-pub const DDL: &[Sql] = &[DELIVERY_LOGS, CLICK_LOGS, RECIPIENT_OUTCOMES];
+pub const DDL: &[Sql] = &[
+    DELIVERY_LOGS,
+    CLICK_LOGS,
+    RECIPIENT_OUTCOMES,
+    CAMPAIGNS,
+    CLICK_EVENTS,
+    RECIPIENT_CLICKS,
+];
 
 impl Sql {
     /// The statement with each `{name}` replaced by its value. Panics (a programming error) when a placeholder

@@ -1,6 +1,7 @@
 //! The HTTP faces of the binaries (routers and start-up), kept here so the binaries stay thin and tests can
 //! run the same apps in-process on port 0.
 
+pub mod click;
 pub mod delivery;
 pub mod push_auth;
 pub mod scheduler;

@@ -23,7 +23,9 @@ impl Messages {
     /// Validates `value` (a JSON array of message objects). Every problem is reported with its property path.
     pub fn parse(value: &Value) -> Result<Self, Vec<ParseError>> {
         let limits = line_spec::Limits::default();
-        let violations = line_spec::validate_messages(value, &limits);
+        // Tracked links are checked as the URLs they become at send time (a `uri` must be a URI).
+        let sample = crate::click::links::with_sample_urls(value);
+        let violations = line_spec::validate_messages(&sample, &limits);
         if !violations.is_empty() {
             return Err(violations
                 .into_iter()
@@ -61,6 +63,15 @@ impl Messages {
             .unwrap_or(false)
     }
 
+    /// The ids of the tracked links (`{{link:ID}}`) the messages use.
+    pub fn tracked_links(&self) -> BTreeSet<String> {
+        let mut out = BTreeSet::new();
+        for m in &self.0 {
+            crate::click::links::collect_link_ids(m, &mut out);
+        }
+        out
+    }
+
     /// The messages with every `{{field}}` replaced by `attrs[field]` (missing or null values become empty).
     pub fn render(&self, attrs: &serde_json::Map<String, Value>) -> Vec<Value> {
         self.0.iter().map(|m| render_value(m, attrs)).collect()
@@ -89,6 +100,9 @@ impl<'de> Deserialize<'de> for Messages {
     }
 }
 
+/// `{{link:ID}}` marks a tracked link: the id of one of the content's registered links.
+pub const LINK_PREFIX: &str = "link:";
+
 fn is_field_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
@@ -113,6 +127,19 @@ fn collect_placeholders(
                     ));
                 };
                 let name = after[..end].trim();
+                if let Some(link) = name.strip_prefix(LINK_PREFIX) {
+                    // A tracked link, rewritten at send time: not a segment column.
+                    if !crate::click::token::is_link_id(link.trim()) {
+                        return Err(ParseError::new(
+                            path,
+                            format!(
+                                "tracked link {{{{link:{link}}}}} must name a link id (lowercase letters, digits, _)"
+                            ),
+                        ));
+                    }
+                    rest = &after[end + 2..];
+                    continue;
+                }
                 if !is_field_name(name) {
                     return Err(ParseError::new(
                         path,
@@ -152,6 +179,12 @@ fn render_value(v: &Value, attrs: &serde_json::Map<String, Value>) -> Value {
                 let after = &rest[start + 2..];
                 let end = after.find("}}").unwrap_or(after.len());
                 let name = after[..end].trim();
+                if name.starts_with(LINK_PREFIX) {
+                    // Tracked links are rewritten later (crate::click::links), per recipient.
+                    out.push_str(&rest[start..(start + 2 + end + 2).min(rest.len())]);
+                    rest = after.get(end + 2..).unwrap_or("");
+                    continue;
+                }
                 match attrs.get(name) {
                     Some(Value::String(x)) => out.push_str(x),
                     Some(Value::Null) | None => {}
@@ -206,6 +239,26 @@ mod tests {
         assert_eq!(errs[0].field, "messages[0].text");
         let errs = Messages::parse(&json!([{"type":"text","text":"Hi {{na-me}}"}])).unwrap_err();
         assert!(errs[0].message.contains("segment column"));
+    }
+
+    #[test]
+    fn tracked_links_are_not_personalisation_and_survive_rendering() {
+        let m = Messages::parse(
+            &json!([{"type":"text","text":"Sale: {{link:sale}} and {{ link:faq }}"}]),
+        )
+        .unwrap();
+        assert!(!m.is_personalized());
+        assert_eq!(
+            m.tracked_links().into_iter().collect::<Vec<_>>(),
+            vec!["faq", "sale"]
+        );
+        let p =
+            Messages::parse(&json!([{"type":"text","text":"Hi {{name}}: {{link:sale}}"}])).unwrap();
+        assert!(p.is_personalized());
+        let attrs = json!({"name":"Aki"}).as_object().unwrap().clone();
+        assert_eq!(p.render(&attrs)[0]["text"], "Hi Aki: {{link:sale}}");
+        let errs = Messages::parse(&json!([{"type":"text","text":"{{link:Bad-Id}}"}])).unwrap_err();
+        assert!(errs[0].message.contains("link id"));
     }
 
     #[test]

@@ -83,6 +83,21 @@ impl BigQuery {
         Ok(out)
     }
 
+    /// Runs a query and returns its rows as a stream fetched page by page (for results too large to hold).
+    pub async fn query_stream(&self, sql: &str, params: &[Param]) -> anyhow::Result<RowStream> {
+        let mut q = self.client.query(sql);
+        if !params.is_empty() {
+            q = q
+                .set_parameter_mode("NAMED")
+                .set_query_parameters(params.iter().map(Param::to_query_parameter));
+        }
+        let done = q
+            .until_done()
+            .await
+            .map_err(|e| anyhow!("BigQuery: {e}\n--- statement:\n{sql}"))?;
+        Ok(RowStream(done.read()))
+    }
+
     /// Runs a statement (DDL, DML, CTAS, EXPORT DATA) to completion.
     pub async fn execute(&self, sql: &str, params: &[Param]) -> anyhow::Result<()> {
         self.query(sql, params).await.map(|_| ())
@@ -150,5 +165,17 @@ impl BigQuery {
             ));
         }
         Ok(())
+    }
+}
+
+/// Rows of [`BigQuery::query_stream`], one page in memory at a time.
+pub struct RowStream(google_cloud_bigquery::query::RowIterator);
+
+impl RowStream {
+    pub async fn next(&mut self) -> Option<anyhow::Result<Row>> {
+        self.0
+            .next()
+            .await
+            .map(|r| r.map_err(|e| anyhow!("BigQuery rows: {e}")))
     }
 }

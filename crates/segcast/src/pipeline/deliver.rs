@@ -15,6 +15,7 @@
 
 use super::Ctx;
 use crate::catalog::{BatchDone, ParkedBatch};
+use crate::click::links::Rewriter;
 use crate::domain::{
     Batch, Campaign, CampaignStatus, DeliveryLogRow, DeliveryMode, FailureReason, Outcome,
 };
@@ -89,7 +90,16 @@ pub fn log_row(
     }
 }
 
-fn requests(batch: &Batch) -> Vec<Request> {
+fn requests(batch: &Batch, links: Option<&Rewriter>) -> Vec<Request> {
+    let now = crate::click::token::unix_now();
+    // Tracked links: one click URL per request, carrying the recipient for push only (a multicast message goes
+    // to up to 500 people, so its links cannot say who clicked).
+    let rewrite = |messages: &[Value], recipient: Option<&crate::domain::UserId>| -> Vec<Value> {
+        match links {
+            Some(r) => r.rewrite(messages, &batch.campaign_id, recipient, now),
+            None => messages.to_vec(),
+        }
+    };
     match batch.mode {
         DeliveryMode::Multicast => batch
             .recipients
@@ -102,7 +112,7 @@ fn requests(batch: &Batch) -> Vec<Request> {
                     endpoint: Endpoint::Multicast,
                     body: json!({
                         "to": to,
-                        "messages": batch.messages,
+                        "messages": rewrite(&batch.messages, None),
                         "customAggregationUnits": [batch.campaign_id.as_str()],
                     }),
                     recipients: to,
@@ -121,6 +131,7 @@ fn requests(batch: &Batch) -> Vec<Request> {
                         Some(m) => m.render(r.attrs.as_ref().unwrap_or(&empty)),
                         None => batch.messages.clone(),
                     };
+                    let rendered = rewrite(&rendered, Some(&r.user_id));
                     Request {
                         part: format!("p{}", r.user_id),
                         endpoint: Endpoint::Push,
@@ -265,10 +276,17 @@ pub async fn handle(
                 Endpoint::Multicast
             };
             let key = format!("{}:validate", batch.id);
-            match line
-                .validate(&batch.channel_id, endpoint, &batch.messages)
-                .await
-            {
+            let messages = match tracked_links(ctx, &batch) {
+                Ok(Some(r)) => r.rewrite(
+                    &batch.messages,
+                    &batch.campaign_id,
+                    None,
+                    crate::click::token::unix_now(),
+                ),
+                Ok(None) => batch.messages.clone(),
+                Err(d) => return Ok(d),
+            };
+            match line.validate(&batch.channel_id, endpoint, &messages).await {
                 SendOutcome::Accepted { .. } => {
                     vec![log_row(
                         &batch,
@@ -310,9 +328,13 @@ async fn send(
     batch: Batch,
     last_attempt: bool,
 ) -> anyhow::Result<Disposition> {
+    let links = match tracked_links(ctx, &batch) {
+        Ok(l) => l,
+        Err(d) => return Ok(d),
+    };
     let deadline = Instant::now() + ctx.settings.delivery.push_budget;
     let concurrency = ctx.settings.delivery.batch_concurrency;
-    let settled: Vec<Settled> = futures::stream::iter(requests(&batch))
+    let settled: Vec<Settled> = futures::stream::iter(requests(&batch, links.as_ref()))
         .map(|req| send_until_definite(line, &batch, req, deadline))
         .buffer_unordered(concurrency)
         .collect()
@@ -377,6 +399,23 @@ async fn send(
     }
     finish(ctx, &batch, rows).await?;
     Ok(Disposition::Ack("sent"))
+}
+
+/// The link rewriter when the batch has tracked links; `Err(Retry)` when it has some but this handler cannot
+/// sign them (never send tracked content untracked: the campaign check refuses it, this is the backstop).
+fn tracked_links(ctx: &Ctx, batch: &Batch) -> Result<Option<Rewriter>, Disposition> {
+    if !crate::click::links::has_tracked_links(&batch.messages) {
+        return Ok(None);
+    }
+    match Rewriter::from_settings(&ctx.settings.click) {
+        Some(r) => Ok(Some(r)),
+        None => {
+            tracing::error!(batch = %batch.id, "content has tracked links but SEGCAST_CLICK_KEYS / SEGCAST_CLICK_BASE_URL are not set: not sending");
+            Err(Disposition::Retry(
+                "tracked links but click tracking is not configured".into(),
+            ))
+        }
+    }
 }
 
 async fn publish_rows(ctx: &Ctx, rows: &[DeliveryLogRow]) -> anyhow::Result<()> {

@@ -1,9 +1,10 @@
-//! Step 10, locally: the delivery-log topic -> BigQuery. In production a BigQuery subscription writes the
+//! Steps 10 and 11, locally: the delivery-log and click-log topics -> BigQuery. In production a BigQuery subscription writes the
 //! same JSON rows into the same table; the emulator cannot, so this sink pulls (unary pull: the emulator's
 //! streaming pull is slow), inserts with `insertAll` (insertId = log_id) and acknowledges only after the rows
 //! are in. A redelivered message is inserted again with the same log_id, and readers deduplicate by log_id.
 
 use super::Ctx;
+use crate::click::ClickRow;
 use crate::domain::DeliveryLogRow;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -34,9 +35,40 @@ pub async fn drain_once(ctx: &Ctx) -> anyhow::Result<usize> {
     Ok(n)
 }
 
-/// Runs until `stop` is set.
+/// Moves one pull's worth of click rows (click topic -> `click_logs`, insertId = click_id; readers deduplicate
+/// by click_id). Returns how many messages it handled.
+pub async fn drain_clicks_once(ctx: &Ctx) -> anyhow::Result<usize> {
+    let sub = ctx.settings.click_subscription();
+    let pulled = ctx.gcp.pubsub.pull(&sub, 1000).await?;
+    if pulled.is_empty() {
+        return Ok(0);
+    }
+    let mut rows = Vec::with_capacity(pulled.len());
+    let mut acks = Vec::with_capacity(pulled.len());
+    for m in pulled {
+        match serde_json::from_slice::<ClickRow>(&m.data) {
+            Ok(row) => rows.push((row.click_id.clone(), serde_json::to_value(&row)?)),
+            Err(e) => {
+                let prefix = String::from_utf8_lossy(&m.data[..m.data.len().min(200)]).into_owned();
+                tracing::error!(error = %e, message = %prefix, "malformed click-log message dropped");
+            }
+        }
+        acks.push(m.ack_id);
+    }
+    ctx.gcp.bigquery.insert_all("click_logs", &rows).await?;
+    let n = acks.len();
+    ctx.gcp.pubsub.acknowledge(&sub, acks).await?;
+    Ok(n)
+}
+
+/// Runs until `stop` is set: delivery logs, and click logs too.
 pub async fn run(ctx: Ctx, stop: CancellationToken) {
     while !stop.is_cancelled() {
+        match drain_clicks_once(&ctx).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(rows = n, "click logs written"),
+            Err(e) => tracing::warn!(error = %format!("{e:#}"), "click log sink: will retry"),
+        }
         match drain_once(&ctx).await {
             Ok(0) => tokio::time::sleep(Duration::from_millis(200)).await,
             Ok(n) => tracing::debug!(rows = n, "delivery logs written"),

@@ -1,6 +1,6 @@
 //! Creates what the pipeline needs on the local stack: the dataset, tables and views (from `sql/`), the N
 //! delivery topics with push subscriptions to the delivery handler (retry policy, dead-letter topic), the
-//! dead-letter subscription, and the delivery-log topic with the log sink's pull subscription.
+//! dead-letter subscription, and the delivery-log and click-log topics with the log sink's pull subscriptions.
 //! In production terraform creates the same things with the same names.
 
 use super::Ctx;
@@ -49,6 +49,13 @@ pub async fn pubsub(ctx: &Ctx, handler_url: &str) -> anyhow::Result<()> {
     ps.ensure_topic(&s.log_topic).await?;
     ps.ensure_pull_subscription(&s.log_subscription(), &s.log_topic, Duration::from_secs(60))
         .await?;
+    ps.ensure_topic(&s.click.topic).await?;
+    ps.ensure_pull_subscription(
+        &s.click_subscription(),
+        &s.click.topic,
+        Duration::from_secs(60),
+    )
+    .await?;
     ps.ensure_push_subscription(&PushSubscription {
         name: format!("{dlt}-push"),
         topic: dlt.clone(),

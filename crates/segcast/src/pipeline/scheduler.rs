@@ -45,6 +45,8 @@ pub struct TickReport {
 
 pub async fn tick(ctx: &Ctx, opts: &TickOptions) -> anyhow::Result<TickReport> {
     let deadline = Instant::now() + opts.budget;
+    // LINE's own numbers for recent campaigns (#8): hourly per campaign, in the background.
+    crate::click::insight::on_tick(ctx);
     let due = claim::find_due(&ctx.gcp.datastore, OffsetDateTime::now_utc()).await?;
     let mut report = TickReport {
         due: due.len(),
