@@ -365,3 +365,63 @@ pub fn schema_drift(fields: &[Field], columns: &[Column]) -> Vec<String> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ddl_columns_are_parsed_with_types_and_nullability() {
+        let cols = columns_of(segcast::sql::DELIVERY_LOGS.text);
+        let get = |n: &str| cols.iter().find(|c| c.name == n).cloned().unwrap();
+        assert_eq!(get("log_id").ty, "STRING");
+        assert!(!get("log_id").nullable);
+        assert_eq!(get("recipients").ty, "ARRAY<STRING>");
+        assert_eq!(get("round").ty, "INT64");
+        assert!(get("retry_key").nullable);
+        assert_eq!(get("logged_at").ty, "TIMESTAMP");
+        assert_eq!(
+            table_of(segcast::sql::DELIVERY_LOGS.text).as_deref(),
+            Some("delivery_logs")
+        );
+        assert_eq!(
+            table_of(segcast::sql::RECIPIENT_OUTCOMES.text),
+            None,
+            "a view"
+        );
+    }
+
+    #[test]
+    fn the_log_rows_match_their_tables_today() {
+        let d = columns_of(segcast::sql::DELIVERY_LOGS.text);
+        assert_eq!(schema_drift(&log_row_fields(), &d), Vec::<String>::new());
+        let c = columns_of(segcast::sql::CLICK_LOGS.text);
+        assert_eq!(schema_drift(&click_row_fields(), &c), Vec::<String>::new());
+    }
+
+    #[test]
+    fn drift_is_described_per_field() {
+        let fields = vec![Field {
+            name: "a".into(),
+            accepts: vec!["STRING".into()],
+            nullable: true,
+        }];
+        let cols = vec![
+            Column {
+                name: "a".into(),
+                ty: "INT64".into(),
+                nullable: false,
+            },
+            Column {
+                name: "b".into(),
+                ty: "STRING".into(),
+                nullable: false,
+            },
+        ];
+        let d = schema_drift(&fields, &cols);
+        assert_eq!(d.len(), 3, "{d:?}");
+        assert!(d[0].contains("column is INT64"));
+        assert!(d[1].contains("can be null"));
+        assert!(d[2].contains("every insert would fail"));
+    }
+}
