@@ -14,8 +14,7 @@ use segcast::click::analytics;
 use segcast::click::insight::{self, Count, InsightState};
 use segcast::click::token::{Claims, Keys, unix_now};
 use segcast::domain::{CampaignId, CampaignStatus, UserId};
-use segcast::sql;
-use segcast_e2e::{EnvOptions, TestEnv};
+use segcast_e2e::{EnvOptions, Service, TestEnv, free_port};
 use serde_json::json;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -365,38 +364,33 @@ async fn tracked_links_are_clicked_through_the_redirect_and_counted_in_bigquery(
             .unwrap();
     }
     let push_c = env.get(&push).await.unwrap();
-    for (stmt, col, key) in [
+    for (groups, key) in [
         (
-            sql::SEGMENT_CLICKS,
-            "segment_id",
+            analytics::segment_clicks(&env.ctx).await.unwrap(),
             push_c.segment_id.to_string(),
         ),
         (
-            sql::CONTENT_CLICKS,
-            "content_id",
+            analytics::content_clicks(&env.ctx).await.unwrap(),
             push_c.content_id.to_string(),
         ),
     ] {
-        let rows = bq
-            .query(&stmt.render(&[("dataset", env.ctx.dataset())]), &[])
-            .await
-            .unwrap();
-        assert_eq!(rows.len(), 2, "{col}");
-        let row = rows
-            .iter()
-            .find(|r| r.get::<String>(col).unwrap() == key)
-            .unwrap();
-        assert_eq!(row.get::<i64>("campaigns").unwrap(), 1);
-        assert_eq!(row.get::<i64>("delivered").unwrap(), 30);
-        assert_eq!(row.get::<i64>("clicks").unwrap(), 12);
-        assert_eq!(row.get::<i64>("unique_clickers").unwrap(), 10);
-        assert!((row.get::<f64>("ctr").unwrap() - 1.0 / 3.0).abs() < 1e-9);
-        let other = rows
-            .iter()
-            .find(|r| r.get::<String>(col).unwrap() != key)
-            .unwrap();
-        assert_eq!(other.get::<i64>("clicks").unwrap(), 3);
-        assert_eq!(other.get::<Option<f64>>("ctr").unwrap(), None);
+        assert_eq!(groups.len(), 2, "{groups:?}");
+        let g = groups.iter().find(|g| g.id == key).unwrap();
+        assert_eq!(
+            (g.campaigns, g.delivered, g.clicks, g.unique_clickers),
+            (1, 30, 12, 10)
+        );
+        assert!((g.ctr.unwrap() - 1.0 / 3.0).abs() < 1e-9);
+        let other = groups.iter().find(|g| g.id != key).unwrap();
+        assert_eq!(
+            (
+                other.delivered,
+                other.clicks,
+                other.unique_clickers,
+                other.ctr
+            ),
+            (15, 3, 0, None)
+        );
     }
 
     // The CSV export: one line per recipient, with their outcome and counted clicks.
@@ -475,6 +469,89 @@ async fn tracked_links_are_clicked_through_the_redirect_and_counted_in_bigquery(
 
     assert_eq!(redirect.app.buffer.stats.shed.load(Ordering::Relaxed), 0);
     redirect.shutdown().await;
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_redirect_binary_serves_clicks_and_exits_cleanly_on_sigterm() {
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let env = TestEnv::start_with(
+        EnvOptions::default()
+            .set("SEGCAST_CLICK_KEYS", format!("k1:{KEY_B64}"))
+            .set("SEGCAST_CLICK_BASE_URL", &base),
+    )
+    .await
+    .unwrap();
+    let target = "https://shop.example.com/binary";
+    let id = env
+        .campaign_with_links(
+            json!([{"type": "text", "text": "Now: {{link:now}}"}]),
+            BTreeMap::from([("now".into(), target.into())]),
+            "SELECT 'U0123456789abcdef0123456789abcdef' AS user_id",
+            false,
+        )
+        .await
+        .unwrap();
+    env.run_to_end(&id, 2 * MINUTE).await.unwrap();
+    let text = env.fake().messages_to(USER)[0][0]["text"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let url = first_url(&text);
+    assert!(url.starts_with(&format!("{base}/c/")), "{url}");
+
+    let mut svc = Service::spawn(
+        &env,
+        "segcast-click-redirect",
+        &[("PORT", port.to_string())],
+    )
+    .unwrap();
+    let http = no_redirects();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while http.get(format!("{base}/healthz")).send().await.is_err() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the redirect did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for _ in 0..5 {
+        assert_redirects_to(&http, &url, target, &[("user-agent", LINE_UA)]).await;
+    }
+    assert_404(&http, &format!("{base}/c/nope")).await;
+    // SIGTERM (what Cloud Run sends): it stops, publishes what it holds, and exits 0.
+    let pid = svc.child.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(s) = svc.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no exit after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(status.success(), "{status:?}");
+    let deadline = tokio::time::Instant::now() + MINUTE;
+    loop {
+        let s = analytics::campaign_clicks(&env.ctx, &id).await.unwrap();
+        if s.raw_clicks == 5 {
+            // One recipient, multicast: clicks counted, nobody attributed.
+            assert_eq!((s.delivered, s.clicks, s.unique_clickers), (1, 5, None));
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{s:?}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
     env.stop().await;
 }
 

@@ -113,3 +113,44 @@ pub async fn clicks_over_time(
         })
         .collect()
 }
+
+/// Clicks of all campaigns of one segment or one content (see `sql/stats/segment_clicks.sql`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GroupClicks {
+    /// The segment or content id.
+    pub id: String,
+    pub campaigns: i64,
+    pub delivered: i64,
+    pub clicks: i64,
+    /// Summed per campaign, push campaigns only.
+    pub unique_clickers: i64,
+    /// Over the campaigns whose clicks carry recipients (`None`: none do).
+    pub ctr: Option<f64>,
+}
+
+async fn group_clicks(ctx: &Ctx, stmt: sql::Sql, column: &str) -> anyhow::Result<Vec<GroupClicks>> {
+    let q = stmt.render(&[("dataset", ctx.dataset())]);
+    let rows = ctx.gcp.bigquery.query(&q, &[]).await?;
+    rows.iter()
+        .map(|r| {
+            Ok(GroupClicks {
+                id: get::<Option<String>>(r, column)?.unwrap_or_default(),
+                campaigns: get::<Option<i64>>(r, "campaigns")?.unwrap_or(0),
+                delivered: get::<Option<i64>>(r, "delivered")?.unwrap_or(0),
+                clicks: get::<Option<i64>>(r, "clicks")?.unwrap_or(0),
+                unique_clickers: get::<Option<i64>>(r, "unique_clickers")?.unwrap_or(0),
+                ctr: get(r, "ctr")?,
+            })
+        })
+        .collect()
+}
+
+/// Per segment, across the campaigns recorded with [`record_campaign`].
+pub async fn segment_clicks(ctx: &Ctx) -> anyhow::Result<Vec<GroupClicks>> {
+    group_clicks(ctx, sql::SEGMENT_CLICKS, "segment_id").await
+}
+
+/// Per content, across the campaigns recorded with [`record_campaign`].
+pub async fn content_clicks(ctx: &Ctx) -> anyhow::Result<Vec<GroupClicks>> {
+    group_clicks(ctx, sql::CONTENT_CLICKS, "content_id").await
+}

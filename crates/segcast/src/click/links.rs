@@ -201,6 +201,21 @@ impl Rewriter {
     }
 }
 
+/// `messages` with every `{{link:ID}}` replaced by its registered target itself, untracked: for test sends,
+/// which stay outside the campaign's logs and stats. An unregistered id becomes an empty string.
+pub fn with_targets(messages: &[Value], links: &BTreeMap<String, String>) -> Vec<Value> {
+    messages
+        .iter()
+        .map(|m| {
+            map_strings(m, &mut |s| {
+                Value::String(replace_links(s, |id| {
+                    links.get(id).cloned().unwrap_or_default()
+                }))
+            })
+        })
+        .collect()
+}
+
 /// Whether any string in `messages` has a tracked link.
 pub fn has_tracked_links(messages: &[Value]) -> bool {
     let mut ids = BTreeSet::new();
@@ -309,5 +324,15 @@ mod tests {
             None
         );
         assert!(!has_tracked_links(&m));
+        // Test sends: the targets themselves.
+        let direct = with_targets(content().as_slice(), &links());
+        assert_eq!(
+            direct[0]["text"],
+            "Sale today: https://shop.example.com/sale?utm=line"
+        );
+        assert_eq!(
+            direct[1]["template"]["actions"][0]["uri"],
+            "https://shop.example.com/faq"
+        );
     }
 }

@@ -144,7 +144,9 @@ pub async fn test_send(
         .get(campaign.content_id.as_str())
         .await?
         .ok_or_else(|| anyhow!("content {} does not exist", campaign.content_id))?;
-    let messages = content.messages.render(attrs);
+    // Tracked links go straight to their targets: a test send is not part of the campaign's click stats.
+    let messages =
+        crate::click::links::with_targets(&content.messages.render(attrs), &content.links);
     let mut out = Vec::with_capacity(users.len());
     for user in users {
         let body = serde_json::json!({ "to": user.as_str(), "messages": messages });
