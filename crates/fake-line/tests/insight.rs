@@ -129,3 +129,87 @@ async fn parameters_are_checked() {
     assert_eq!(resp.status(), 401);
     env.fake.shutdown().await;
 }
+
+#[tokio::test]
+async fn admin_endpoints_record_interactions_and_show_recent_messages() {
+    let env = start(Config::default()).await;
+    let to = users(0..25);
+    let body = json!({"to": to, "messages": [{"type": "text", "text": "hello"}], "customAggregationUnits": ["adm"]});
+    assert_eq!(
+        env.post("/v2/bot/message/multicast", &body, None)
+            .await
+            .status(),
+        200
+    );
+    let push = json!({"to": to[3], "messages": [{"type": "text", "text": "just you"}]});
+    assert_eq!(
+        env.post("/v2/bot/message/push", &push, None).await.status(),
+        200
+    );
+    // The messages each recipient was sent, oldest first.
+    let got: Value = env
+        .get(&format!("/fake/messages?to={}", to[3]))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        got["requests"],
+        json!([[{"type": "text", "text": "hello"}], [{"type": "text", "text": "just you"}]])
+    );
+    let other: Value = env
+        .get(&format!("/fake/messages?to={}", users(99..100)[0]))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(other["requests"], json!([]));
+
+    let post = |b: Value| {
+        let env = &env;
+        async move {
+            env.http
+                .post(format!("{}/fake/interactions", env.url))
+                .json(&b)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(
+        post(json!({"unit": "adm", "user": to[0], "event": "impression"})).await,
+        200
+    );
+    assert_eq!(
+        post(json!({"unit": "adm", "user": to[1], "event": "click", "seq": 1, "url": "https://x.example/a"})).await,
+        200
+    );
+    assert_eq!(
+        post(json!({"unit": "adm", "user": users(99..100)[0], "event": "impression"})).await,
+        404
+    );
+    assert_eq!(
+        post(json!({"unit": "adm", "user": to[0], "event": "click"})).await,
+        400
+    );
+    let day = today_jst();
+    let stats: Value = env
+        .get(&format!(
+            "/v2/bot/insight/message/event/aggregation?customAggregationUnit=adm&from={day}&to={day}"
+        ))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        stats["overview"]["uniqueImpression"], 2,
+        "a click implies an impression"
+    );
+    assert_eq!(stats["overview"]["uniqueClick"], 1);
+    assert_eq!(
+        stats["clicks"],
+        json!([{"seq": 1, "url": "https://x.example/a", "click": 1, "uniqueClick": 1, "uniqueClickOfRequest": 1}])
+    );
+    env.fake.shutdown().await;
+}

@@ -63,11 +63,17 @@ pub async fn drain_clicks_once(ctx: &Ctx) -> anyhow::Result<usize> {
 
 /// Runs until `stop` is set: delivery logs, and click logs too.
 pub async fn run(ctx: Ctx, stop: CancellationToken) {
+    let mut click_warned: Option<tokio::time::Instant> = None;
     while !stop.is_cancelled() {
         match drain_clicks_once(&ctx).await {
             Ok(0) => {}
             Ok(n) => tracing::debug!(rows = n, "click logs written"),
-            Err(e) => tracing::warn!(error = %format!("{e:#}"), "click log sink: will retry"),
+            // At most once a minute: a deployment without the click subscription still moves delivery logs.
+            Err(e) if click_warned.is_none_or(|t| t.elapsed() > Duration::from_secs(60)) => {
+                click_warned = Some(tokio::time::Instant::now());
+                tracing::warn!(error = %format!("{e:#}"), "click log sink: will retry");
+            }
+            Err(_) => {}
         }
         match drain_once(&ctx).await {
             Ok(0) => tokio::time::sleep(Duration::from_millis(200)).await,
