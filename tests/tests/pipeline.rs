@@ -82,7 +82,7 @@ async fn a_multicast_campaign_reaches_every_target_once_and_counts_add_up() {
     );
     assert_eq!(c.round, 1);
     assert_delivered_once(&env, id.as_str(), 3_000);
-    // 1,000-recipient batches in requests of at most 500: 6 multicast requests, no push.
+    // One batch, sent in requests of at most 500 recipients: 6 multicast requests, no push.
     let stats = env.fake().stats();
     assert_eq!(stats.responses("multicast", 200), 6);
     assert_eq!(stats.responses("push", 200), 0);

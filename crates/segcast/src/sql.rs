@@ -45,6 +45,10 @@ pub const EXPORT_ROUND: Sql = Sql {
     file: "pipeline/export_round.sql",
     text: sql_file!("pipeline/export_round.sql"),
 };
+pub const ROUND_LOGGED: Sql = Sql {
+    file: "pipeline/round_logged.sql",
+    text: sql_file!("pipeline/round_logged.sql"),
+};
 pub const ROUND_SETTLED: Sql = Sql {
     file: "pipeline/round_settled.sql",
     text: sql_file!("pipeline/round_settled.sql"),

@@ -230,10 +230,15 @@ pub async fn handle(
     last_attempt: bool,
 ) -> anyhow::Result<Disposition> {
     let ds = &ctx.gcp.datastore;
-    if ds.get::<BatchDone>(batch.id.as_str()).await?.is_some() {
+    // Both reads at once: they are the handler's fixed cost per batch.
+    let (done, campaign) = tokio::join!(
+        ds.get::<BatchDone>(batch.id.as_str()),
+        ds.get::<Campaign>(batch.campaign_id.as_str())
+    );
+    if done?.is_some() {
         return Ok(Disposition::Ack("already done"));
     }
-    let Some(campaign) = ds.get::<Campaign>(batch.campaign_id.as_str()).await? else {
+    let Some(campaign) = campaign? else {
         anyhow::bail!(
             "batch {} names campaign {}, which does not exist",
             batch.id,

@@ -27,12 +27,43 @@ pub enum FanoutResult {
     Yielded,
 }
 
+/// Lease renewals (which also notice a pause or cancel) during a fan-out are at most this often.
+const RENEW_EVERY: Duration = Duration::from_secs(1);
+
+/// Publishes in flight, and the checkpoint being saved behind them. A checkpoint is saved only once every
+/// publish before it is confirmed, in the background, while the next group of batches is published; the
+/// next checkpoint waits for it, so checkpoints stay in order and at most two groups are in flight.
 struct Pending {
     futures: Vec<google_cloud_pubsub::publisher::PublishFuture>,
+    saving: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
 
 impl Pending {
+    /// Saves `ckpt` once the publishes so far are confirmed, without waiting for that.
+    async fn checkpoint(&mut self, ctx: &Ctx, ckpt: &FanoutCheckpoint) -> anyhow::Result<()> {
+        self.settled().await?;
+        let futures = std::mem::take(&mut self.futures);
+        let (ctx, ckpt) = (ctx.clone(), ckpt.clone());
+        self.saving = Some(tokio::spawn(async move {
+            for f in futures {
+                f.await.map_err(|e| anyhow!("publishing a batch: {e}"))?;
+            }
+            ctx.gcp.datastore.upsert(&ckpt).await
+        }));
+        Ok(())
+    }
+
+    /// Waits for the checkpoint being saved, if any.
+    async fn settled(&mut self) -> anyhow::Result<()> {
+        if let Some(t) = self.saving.take() {
+            t.await.context("checkpoint task")??;
+        }
+        Ok(())
+    }
+
+    /// Waits for every publish and checkpoint so far.
     async fn wait(&mut self) -> anyhow::Result<()> {
+        self.settled().await?;
         for f in self.futures.drain(..) {
             f.await.map_err(|e| anyhow!("publishing a batch: {e}"))?;
         }
@@ -107,7 +138,9 @@ pub async fn run(
     let mut published_here: u32 = 0;
     let mut pending = Pending {
         futures: Vec::new(),
+        saving: None,
     };
+    let mut renewed = Instant::now();
 
     while !ckpt.done && ckpt.file < campaign.round_files.len() {
         let file = ckpt.file;
@@ -192,7 +225,6 @@ pub async fn run(
                 }
                 // A checkpoint sits on a batch boundary: the next batch starts at the next line.
                 if ckpt.batches.is_multiple_of(CHECKPOINT_EVERY) || at_end {
-                    pending.wait().await?;
                     if at_end {
                         ckpt.file = file + 1;
                         ckpt.byte_offset = 0;
@@ -201,28 +233,31 @@ pub async fn run(
                         ckpt.byte_offset = byte_pos;
                         ckpt.line = line_no;
                     }
-                    ds.upsert(&ckpt).await?;
-                    advance(
-                        ds,
-                        &campaign.id,
-                        owner,
-                        CampaignStatus::FanningOut,
-                        lease,
-                        |_| Ok(()),
-                    )
-                    .await?;
+                    pending.checkpoint(ctx, &ckpt).await?;
+                    if renewed.elapsed() >= RENEW_EVERY {
+                        advance(
+                            ds,
+                            &campaign.id,
+                            owner,
+                            CampaignStatus::FanningOut,
+                            lease,
+                            |_| Ok(()),
+                        )
+                        .await?;
+                        renewed = Instant::now();
+                    }
                     if Instant::now() >= deadline && !at_end {
+                        pending.wait().await?;
                         tracing::info!(campaign = %campaign.id, batches = ckpt.batches, "fan-out yields at its time budget");
                         return Ok(FanoutResult::Yielded);
                     }
                 }
             } else if at_end {
                 // The file ended exactly on a batch boundary (or was empty).
-                pending.wait().await?;
                 ckpt.file = file + 1;
                 ckpt.byte_offset = 0;
                 ckpt.line = 0;
-                ds.upsert(&ckpt).await?;
+                pending.checkpoint(ctx, &ckpt).await?;
             }
             if at_end {
                 break;

@@ -211,10 +211,7 @@ async fn main() -> anyhow::Result<()> {
             if *pass { "yes" } else { "NO" }
         );
     }
-    println!(
-        "\nresults: {}",
-        args.out.join("results.jsonl").display()
-    );
+    println!("\nresults: {}", args.out.join("results.jsonl").display());
     Ok(())
 }
 

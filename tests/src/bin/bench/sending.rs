@@ -142,7 +142,7 @@ impl Services {
             if let Some(status) = self.scheduler.child.try_wait()? {
                 anyhow::bail!("the scheduler exited: {status}");
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            tokio::time::sleep(Duration::from_millis(250)).await;
         }
     }
 
@@ -223,8 +223,7 @@ pub async fn run(mode: Mode, n: u64, out: &Path) -> anyhow::Result<SendRun> {
     let settled = services.log_fields("last round settled: final counts read");
     let stats_s = ms_field(&settled, "stats_ms").unwrap_or(0.0);
     let fanout_s = ms_field(&fanout, "elapsed_ms").unwrap_or(0.0);
-    let log_landing_s =
-        (completed_ms.saturating_sub(timeline.last_ms)) as f64 / 1000.0 - stats_s;
+    let log_landing_s = (completed_ms.saturating_sub(timeline.last_ms)) as f64 / 1000.0 - stats_s;
     let fanout_rps = if fanout_s > 0.0 {
         n as f64 / fanout_s
     } else {
@@ -335,8 +334,7 @@ pub async fn memory(sizes: &[u64], out: &Path) -> anyhow::Result<Vec<(String, Va
         let id = env
             .campaign_for_users(n, Mode::Multicast.messages(), false)
             .await?;
-        let mut services =
-            Services::start(&env, handler_port, out, &format!("memory-{n}")).await?;
+        let mut services = Services::start(&env, handler_port, out, &format!("memory-{n}")).await?;
         let t0 = Instant::now();
         let watched = services.watch(&env, &id, t0).await?;
         anyhow::ensure!(
@@ -370,9 +368,7 @@ pub async fn memory(sizes: &[u64], out: &Path) -> anyhow::Result<Vec<(String, Va
         let growth_h = last.2 - first.2;
         // Flat: a segment hundreds of times bigger costs at most a few MB more (allocator noise).
         let flat = growth_s <= 8.0 && growth_h <= 8.0;
-        let all_under = peaks
-            .iter()
-            .all(|p| p.1 <= TARGET_MB && p.2 <= TARGET_MB);
+        let all_under = peaks.iter().all(|p| p.1 <= TARGET_MB && p.2 <= TARGET_MB);
         results.push((
             format!(
                 "{} -> {} recipients: scheduler {growth_s:+.1} MB, handler {growth_h:+.1} MB",
