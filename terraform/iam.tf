@@ -138,6 +138,16 @@ resource "google_secret_manager_secret_iam_member" "delivery_channels" {
   member    = "serviceAccount:${google_service_account.sa["delivery"].email}"
 }
 
+# The scheduler fetches LINE's own per-campaign statistics (insight) with the channel's token.
+resource "google_secret_manager_secret_iam_member" "scheduler_channels" {
+  for_each = google_secret_manager_secret.line_channel
+
+  project   = var.project_id
+  secret_id = each.value.secret_id
+  role      = "roles/secretmanager.secretAccessor"
+  member    = "serviceAccount:${google_service_account.sa["scheduler"].email}"
+}
+
 # Click-signing keys: the handler signs links, the redirect verifies them.
 resource "google_secret_manager_secret_iam_member" "click_keys" {
   for_each = toset(["delivery", "click-redirect"])

@@ -4,7 +4,7 @@
 # Scheduler: POST /tick from Cloud Scheduler every minute; a tick works up to 50 s (SEGCAST_TICK_BUDGET_SECONDS)
 # on due campaigns, then returns. Claims are Datastore transactions with leases, so overlapping ticks or two
 # instances are safe; two instances at most is plenty (a tick is I/O bound). Memory is flat whatever the
-# segment size (files are streamed; `make memory` measures ~40 MB for 1M recipients), so 512 MiB is generous.
+# segment size (files are streamed; `make memory` measures ~30-40 MB up to 5M recipients), so 512 MiB is generous.
 # Concurrency 1: each tick gets a whole instance, and a second tick that arrives while one runs gets another.
 module "scheduler" {
   source = "./modules/cloud_run_service"
@@ -21,6 +21,8 @@ module "scheduler" {
     SEGCAST_TICK_BUDGET_SECONDS  = "50"
     SEGCAST_LEASE_SECONDS        = "30"
   })
+  # LINE insight (per-campaign statistics) is fetched with each channel's token.
+  secret_env = local.channel_secret_env
 
   min_instances   = 0
   max_instances   = 2
@@ -32,6 +34,8 @@ module "scheduler" {
 
   custom_audiences = [local.scheduler_tick_audience]
   invokers         = { scheduler-invoker = "serviceAccount:${google_service_account.sa["scheduler-invoker"].email}" }
+
+  depends_on = [google_secret_manager_secret_iam_member.scheduler_channels]
 }
 
 # Delivery handler: Pub/Sub pushes one batch per request.
@@ -46,8 +50,8 @@ module "scheduler" {
 # concurrency = 80 batches in flight. Push content: a batch is 200 recipients = 200 requests, at most 64 in
 # flight each (SEGCAST_BATCH_CONCURRENCY); at 2,000 req/s and ~0.2 s per LINE request, ~400 requests are in
 # flight, i.e. ~7 batches busy. 80 batches queued behind the limiter is 16,000 requests = 8 s of sending,
-# well inside the 30 s push budget, so no batch times out waiting for its turn. Multicast: a 1,000-recipient
-# batch is 2 requests; 80 batches = 160 requests = 0.8 s at 200 req/s. More pushes than 80 are refused by
+# well inside the 30 s push budget, so no batch times out waiting for its turn. Multicast: a 2,000-recipient
+# batch is 4 requests; 80 batches = 320 requests = 1.6 s at 200 req/s. More pushes than 80 are refused by
 # Cloud Run (429) and Pub/Sub backs off: the backlog waits in Pub/Sub, not in memory.
 # cpu_idle = false: the limiter's clock and the token refresher run between requests; 2 vCPUs for TLS to LINE
 # at 2,000 req/s; 1 GiB holds 80 batches' requests and responses with a wide margin.

@@ -104,6 +104,12 @@ pub const ROLES: &[Grant] = &[
         Topic,
         "the fan-out publishes batches to each delivery topic (and re-publishes parked batches)",
     ),
+    g(
+        "scheduler",
+        "roles/secretmanager.secretAccessor",
+        Secret,
+        "reads the LINE channel secrets to fetch LINE's per-campaign statistics (insight)",
+    ),
     // delivery handler
     g(
         "delivery",

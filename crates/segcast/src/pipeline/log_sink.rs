@@ -9,10 +9,31 @@ use crate::domain::DeliveryLogRow;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-/// Moves one pull's worth of rows. Returns how many messages it handled.
+/// Rows per `insertAll`: an insert costs the BigQuery emulator far more per call than per row, and the
+/// Pub/Sub emulator's pulls return only what it has at hand, so pulls are gathered up to this many.
+const ROWS_PER_INSERT: usize = 2000;
+/// Pulls gathered for one insert at most (each returns at once when nothing is waiting).
+const PULLS_PER_INSERT: usize = 8;
+
+/// Pulls up to [`ROWS_PER_INSERT`] messages of `sub`, stopping early when a pull comes back empty.
+async fn pull_some(ctx: &Ctx, sub: &str) -> anyhow::Result<Vec<crate::gcp::pubsub::Pulled>> {
+    let mut all = Vec::new();
+    for _ in 0..PULLS_PER_INSERT {
+        let want = (ROWS_PER_INSERT - all.len()).min(1000);
+        let pulled = ctx.gcp.pubsub.pull(sub, want).await?;
+        let empty = pulled.is_empty();
+        all.extend(pulled);
+        if empty || all.len() >= ROWS_PER_INSERT {
+            break;
+        }
+    }
+    Ok(all)
+}
+
+/// Moves one insert's worth of rows. Returns how many messages it handled.
 pub async fn drain_once(ctx: &Ctx) -> anyhow::Result<usize> {
     let sub = ctx.settings.log_subscription();
-    let pulled = ctx.gcp.pubsub.pull(&sub, 1000).await?;
+    let pulled = pull_some(ctx, &sub).await?;
     if pulled.is_empty() {
         return Ok(0);
     }
@@ -39,7 +60,7 @@ pub async fn drain_once(ctx: &Ctx) -> anyhow::Result<usize> {
 /// by click_id). Returns how many messages it handled.
 pub async fn drain_clicks_once(ctx: &Ctx) -> anyhow::Result<usize> {
     let sub = ctx.settings.click_subscription();
-    let pulled = ctx.gcp.pubsub.pull(&sub, 1000).await?;
+    let pulled = pull_some(ctx, &sub).await?;
     if pulled.is_empty() {
         return Ok(0);
     }
