@@ -12,6 +12,7 @@
 //! 5. `fake_line_capacity`: the fake LINE server's own throughput (it must not be the bottleneck).
 //! 6. `click_redirect`: latency and throughput of the click redirect on loopback.
 //!
+//! A 20,000-recipient multicast warms the emulators up first (not reported; `--no-warmup` skips it).
 //! `--quick` (`make bench QUICK=1`) uses small sizes. Sizes are flags: `--multicast N --push N --memory A,B`.
 
 mod chart;
@@ -40,6 +41,9 @@ struct Args {
     /// Only these scenarios: multicast, push, memory, rate, capacity, click (rate needs multicast and push).
     #[arg(long, value_delimiter = ',')]
     only: Option<Vec<String>>,
+    /// Skip the warm-up campaign (a 20,000-recipient multicast whose figures are not reported).
+    #[arg(long)]
+    no_warmup: bool,
     /// Where results, charts and service logs go.
     #[arg(long, default_value = "bench-results")]
     out: PathBuf,
@@ -116,6 +120,14 @@ async fn main() -> anyhow::Result<()> {
         if quick { ", quick sizes" } else { "" }
     );
 
+    // The emulators are JVM and Python processes started moments ago: their first seconds of work run cold
+    // (JIT), which production services do not. A small campaign first, as benchmarks warm up.
+    if !args.no_warmup && (args.wants("multicast") || args.wants("push")) {
+        eprintln!("== warm-up: a 20,000-recipient multicast (not reported)");
+        if let Err(e) = sending::run(sending::Mode::Multicast, 20_000, &args.out).await {
+            eprintln!("warm-up failed: {e:#}");
+        }
+    }
     let mut rate_inputs = Vec::new();
     for (name, mode, n) in [
         ("multicast", sending::Mode::Multicast, multicast_n),
