@@ -140,7 +140,10 @@ async fn duplicate_null_and_malformed_user_ids_are_counted_and_never_sent() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dry_run_validates_and_sends_nothing() {
-    let env = TestEnv::start().await.unwrap();
+    // Two batches (1,000 + 500), so that validation per batch shows.
+    let env = TestEnv::start_with(EnvOptions::default().set("SEGCAST_MULTICAST_BATCH", 1000))
+        .await
+        .unwrap();
     let id = env
         .campaign_for_users(1_500, text("hello"), true)
         .await
