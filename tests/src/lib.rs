@@ -280,6 +280,7 @@ impl TestEnv {
             status: CampaignStatus::Draft,
             status_reason: None,
             paused_from: None,
+            resumed_at: None,
             dry_run,
             round: 1,
             max_rounds: 4,

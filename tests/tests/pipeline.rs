@@ -285,7 +285,18 @@ async fn an_exhausted_quota_pauses_the_campaign_and_it_resumes_when_raised() {
     );
     // The operator raises the quota and resumes.
     env.fake().set_quota(CHANNEL, None);
+    let before_resume = time::OffsetDateTime::now_utc();
     control::resume(&env.ctx.gcp.datastore, &id).await.unwrap();
+    // A handler that saw the quota error before the resume but writes its pause after it (a slow, contended
+    // Datastore transaction) must not pause the campaign again.
+    let ds = &env.ctx.gcp.datastore;
+    assert!(
+        !control::pause_for_quota(ds, &id, before_resume)
+            .await
+            .unwrap(),
+        "a quota error older than the resume does not pause"
+    );
+    assert_ne!(env.get(&id).await.unwrap().status, CampaignStatus::Paused);
     let c = env.run_to_end(&id, 2 * MINUTE).await.unwrap();
     assert_eq!(
         (c.status, c.counts.delivered),

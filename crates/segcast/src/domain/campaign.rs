@@ -120,6 +120,10 @@ pub struct Campaign {
     /// The state a paused campaign returns to.
     #[serde(default)]
     pub paused_from: Option<CampaignStatus>,
+    /// When it was last resumed. A quota error LINE gave before this no longer pauses the campaign: the
+    /// operator resumed after it (e.g. having raised the quota).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub resumed_at: Option<OffsetDateTime>,
     /// Dry run: everything but sending (LINE's validate endpoint is called instead).
     #[serde(default)]
     pub dry_run: bool,

@@ -56,16 +56,24 @@ pub async fn pause(ds: &Datastore, id: &CampaignId, reason: &str) -> anyhow::Res
     .await
 }
 
-/// LINE said the channel's monthly quota is used up. Pausing twice (many handlers see it) is fine.
-pub async fn pause_for_quota(ds: &Datastore, id: &CampaignId) -> anyhow::Result<()> {
-    change(ds, id, |c| {
-        if c.status == CampaignStatus::Paused {
+/// LINE said the channel's monthly quota is used up, for a request sent at `sent_at`. Pausing twice (many
+/// handlers see it) is fine. A quota error older than the campaign's last resume does not pause it again (the
+/// operator resumed after it, e.g. having raised the quota; a handler's late write must not undo that).
+/// Returns whether the campaign is paused now.
+pub async fn pause_for_quota(
+    ds: &Datastore,
+    id: &CampaignId,
+    sent_at: OffsetDateTime,
+) -> anyhow::Result<bool> {
+    let c = change(ds, id, |c| {
+        let stale = c.resumed_at.is_some_and(|r| r >= sent_at);
+        if c.status == CampaignStatus::Paused || stale || !c.status.is_running() {
             return Ok(());
         }
         c.transition(CampaignStatus::Paused, Some("quota_exhausted".into()))
     })
-    .await
-    .map(|_| ())
+    .await?;
+    Ok(c.status == CampaignStatus::Paused)
 }
 
 /// Resumes a paused campaign where it was. Its parked batches are re-published by the scheduler.
@@ -75,6 +83,7 @@ pub async fn resume(ds: &Datastore, id: &CampaignId) -> anyhow::Result<Campaign>
             .paused_from
             .ok_or_else(|| anyhow!("campaign {} is {}, not paused", c.id, c.status))?;
         c.transition(back, None)?;
+        c.resumed_at = Some(OffsetDateTime::now_utc());
         c.lease = None;
         c.next_check_at = None;
         Ok(())

@@ -252,12 +252,8 @@ pub async fn handle(
         .collect();
     let rows = match campaign.status {
         CampaignStatus::Paused => {
-            ds.upsert(&ParkedBatch {
-                batch: batch.clone(),
-            })
-            .await?;
             tracing::info!(batch = %batch.id, "campaign paused: batch parked until it resumes");
-            return Ok(Disposition::Ack("parked"));
+            return park(ds, &batch, "parked").await;
         }
         CampaignStatus::Canceled | CampaignStatus::Failed | CampaignStatus::Completed => {
             let key = format!("{}:settled", batch.id);
@@ -327,6 +323,28 @@ pub async fn handle(
     Ok(Disposition::Ack("settled without sending"))
 }
 
+/// Parks a batch of a paused campaign in Datastore; the scheduler re-publishes it when the campaign resumes.
+/// A resume can land between the status read and the park, after the scheduler re-published what was parked
+/// then: the status is read again after parking, and if the campaign runs again the batch is redelivered by
+/// Pub/Sub instead (if the scheduler also re-publishes it, the dedupe record makes the second copy a no-op).
+async fn park(
+    ds: &crate::gcp::datastore::Datastore,
+    batch: &Batch,
+    why: &'static str,
+) -> anyhow::Result<Disposition> {
+    ds.upsert(&ParkedBatch {
+        batch: batch.clone(),
+    })
+    .await?;
+    let now = ds.get::<Campaign>(batch.campaign_id.as_str()).await?;
+    if now.is_some_and(|c| c.status != CampaignStatus::Paused) {
+        return Ok(Disposition::Retry(
+            "the campaign was resumed while the batch was being parked".into(),
+        ));
+    }
+    Ok(Disposition::Ack(why))
+}
+
 async fn send(
     ctx: &Ctx,
     line: &LineClient,
@@ -338,6 +356,7 @@ async fn send(
         Err(d) => return Ok(d),
     };
     let deadline = Instant::now() + ctx.settings.delivery.push_budget;
+    let sent_at = OffsetDateTime::now_utc();
     let concurrency = ctx.settings.delivery.batch_concurrency;
     let settled: Vec<Settled> = futures::stream::iter(requests(&batch, links.as_ref()))
         .map(|req| send_until_definite(line, &batch, req, deadline))
@@ -358,15 +377,15 @@ async fn send(
         // Log what LINE did accept, then stop the campaign and keep the batch for when it resumes: re-sending
         // it then repeats the same keys, so the accepted requests come back as 409 (delivered), not twice.
         publish_rows(ctx, &rows).await?;
-        super::control::pause_for_quota(&ctx.gcp.datastore, &batch.campaign_id).await?;
-        ctx.gcp
-            .datastore
-            .upsert(&ParkedBatch {
-                batch: batch.clone(),
-            })
-            .await?;
+        let ds = &ctx.gcp.datastore;
+        if !super::control::pause_for_quota(ds, &batch.campaign_id, sent_at).await? {
+            // Resumed since this batch went out (the quota was raised): send it again.
+            return Ok(Disposition::Retry(
+                "quota exhausted before the campaign was resumed".into(),
+            ));
+        }
         tracing::warn!(batch = %batch.id, campaign = %batch.campaign_id, "LINE monthly quota exhausted: campaign paused");
-        return Ok(Disposition::Ack("quota exhausted; parked"));
+        return park(ds, &batch, "quota exhausted; parked").await;
     }
     if !unknown.is_empty() && !last_attempt {
         publish_rows(ctx, &rows).await?;
