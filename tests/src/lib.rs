@@ -253,6 +253,8 @@ impl TestEnv {
             messages,
             links,
             updated_at: now,
+            version: 1,
+            updated_by: None,
         };
         content
             .check_links(&self.ctx.settings.click)
@@ -262,12 +264,17 @@ impl TestEnv {
             name: "test segment".into(),
             sql: Segment::parse_sql(segment_sql)?,
             updated_at: now,
+            columns: Vec::new(),
+            updated_by: None,
         };
         ds.upsert(&content).await?;
         ds.upsert(&segment).await?;
         ds.upsert(&Channel {
             id: self.channel.clone(),
             name: "test channel".into(),
+            has_secret: false,
+            updated_at: None,
+            updated_by: None,
         })
         .await?;
         let campaign = Campaign {
@@ -291,6 +298,10 @@ impl TestEnv {
             started_at: None,
             completed_at: None,
             updated_at: now,
+            time_zone: None,
+            quiet_hours: None,
+            created_by: None,
+            approval: None,
         };
         control::create(ds, &campaign).await?;
         control::schedule(ds, &campaign.id).await?;

@@ -10,17 +10,48 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use time::OffsetDateTime;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Content {
+    #[schema(value_type = String)]
     pub id: ContentId,
     pub name: String,
+    /// 1 to 5 LINE message objects.
+    #[schema(value_type = Vec<Object>)]
     pub messages: Messages,
     /// Tracked links: link id -> target URL, used in the messages as `{{link:ID}}` (see [`crate::click::links`]).
     /// The click redirect only ever redirects to these.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub links: BTreeMap<String, String>,
     #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub updated_at: OffsetDateTime,
+    /// Starts at 1; every edit in the console adds one and keeps the previous version ([`ContentVersion`]).
+    #[serde(default = "first_version")]
+    pub version: u32,
+    #[serde(default)]
+    pub updated_by: Option<String>,
+}
+
+fn first_version() -> u32 {
+    1
+}
+
+/// A past version of a content (kind `ContentVersion`, keyed `<content id>@<version>`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ContentVersion {
+    #[schema(value_type = String)]
+    pub content_id: ContentId,
+    pub content: Content,
+}
+
+impl Doc for ContentVersion {
+    const KIND: &'static str = "ContentVersion";
+    fn key(&self) -> String {
+        format!("{}@{:06}", self.content_id, self.content.version)
+    }
+    fn indexed(&self) -> Vec<(&'static str, Indexed)> {
+        vec![("content_id", Indexed::Str(self.content_id.to_string()))]
+    }
 }
 
 impl Content {
@@ -31,14 +62,21 @@ impl Content {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Segment {
+    #[schema(value_type = String)]
     pub id: SegmentId,
     pub name: String,
     /// A single read-only SELECT returning a `user_id` column (plus columns for personalisation).
     pub sql: String,
     #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub updated_at: OffsetDateTime,
+    /// The columns it returns (from BigQuery's dry run when saved in the console).
+    #[serde(default)]
+    pub columns: Vec<String>,
+    #[serde(default)]
+    pub updated_by: Option<String>,
 }
 
 impl Segment {
@@ -66,10 +104,21 @@ impl Segment {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A LINE channel campaigns send on. Its secret is never part of it: it lives in the secret store
+/// ([`crate::line::secrets`]) or the environment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Channel {
+    #[schema(value_type = String)]
     pub id: ChannelId,
     pub name: String,
+    /// Whether a secret was stored for it in the console.
+    #[serde(default)]
+    pub has_secret: bool,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub updated_at: Option<OffsetDateTime>,
+    #[serde(default)]
+    pub updated_by: Option<String>,
 }
 
 impl Doc for Content {

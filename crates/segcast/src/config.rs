@@ -60,6 +60,11 @@ pub struct LineSettings {
     pub push_rate: u32,
     pub multicast_rate: u32,
     pub request_timeout: Duration,
+    /// Where channel secrets registered in the console are kept (`SEGCAST_CHANNEL_SECRETS`, see
+    /// [`crate::line::secrets`]), besides the environment.
+    pub channel_secrets: Option<String>,
+    /// The project holding those secrets in Secret Manager.
+    pub secrets_project: String,
 }
 
 #[derive(Debug, Clone)]
@@ -150,7 +155,7 @@ impl Settings {
             bail!("SEGCAST_PUSH_BUDGET_SECONDS must be below SEGCAST_ACK_DEADLINE_SECONDS");
         }
         Ok(Self {
-            project_id,
+            project_id: project_id.clone(),
             endpoints,
             namespace: get(&vars, "SEGCAST_NAMESPACE").unwrap_or_default(),
             dataset: get(&vars, "SEGCAST_DATASET").unwrap_or_else(|| "segcast".into()),
@@ -171,6 +176,8 @@ impl Settings {
                     "SEGCAST_LINE_TIMEOUT_MS",
                     10_000u64,
                 )?),
+                channel_secrets: get(&vars, "SEGCAST_CHANNEL_SECRETS"),
+                secrets_project: project_id.clone(),
             },
             delivery: DeliverySettings {
                 multicast_batch,

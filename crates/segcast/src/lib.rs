@@ -14,6 +14,7 @@ pub mod apps;
 pub mod catalog;
 pub mod click;
 pub mod config;
+pub mod console;
 pub mod domain;
 pub mod gcp;
 pub mod line;

@@ -107,6 +107,23 @@ pub const EXPORT_RECIPIENTS: Sql = Sql {
     text: sql_file!("stats/export_recipients.sql"),
 };
 
+pub const DELIVERIES_OVER_TIME: Sql = Sql {
+    file: "stats/deliveries_over_time.sql",
+    text: sql_file!("stats/deliveries_over_time.sql"),
+};
+pub const FAILED_RECIPIENTS: Sql = Sql {
+    file: "stats/failed_recipients.sql",
+    text: sql_file!("stats/failed_recipients.sql"),
+};
+pub const SEGMENT_COUNT: Sql = Sql {
+    file: "console/segment_count.sql",
+    text: sql_file!("console/segment_count.sql"),
+};
+pub const SEGMENT_SAMPLE: Sql = Sql {
+    file: "console/segment_sample.sql",
+    text: sql_file!("console/segment_sample.sql"),
+};
+
 /// The DDL that sets up a dataset, in order.
 pub const DDL: &[Sql] = &[
     DELIVERY_LOGS,
@@ -140,6 +157,7 @@ impl Sql {
             "segment_sql",
             "round_table",
             "owed_table",
+            "unit",
         ] {
             assert!(
                 !out.contains(&format!("{{{name}}}")),

@@ -11,7 +11,7 @@ use super::{CampaignId, ChannelId, ContentId, SegmentId};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CampaignStatus {
     Draft,
@@ -88,7 +88,7 @@ pub struct Lease {
 }
 
 /// The campaign's numbers. `targeted = delivered + sum(failed)` once completed.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CampaignCounts {
     /// Distinct user IDs the segment returned, valid or not.
     pub targeted: u64,
@@ -104,14 +104,19 @@ pub struct CampaignCounts {
     pub failed_by_reason: std::collections::BTreeMap<String, u64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Campaign {
+    #[schema(value_type = String)]
     pub id: CampaignId,
     pub name: String,
+    #[schema(value_type = String)]
     pub content_id: ContentId,
+    #[schema(value_type = String)]
     pub segment_id: SegmentId,
+    #[schema(value_type = String)]
     pub channel_id: ChannelId,
     #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub send_at: OffsetDateTime,
     pub status: CampaignStatus,
     /// Why the campaign is paused, canceled or failed (e.g. `quota_exhausted`).
@@ -123,6 +128,7 @@ pub struct Campaign {
     /// When it was last resumed. A quota error LINE gave before this no longer pauses the campaign: the
     /// operator resumed after it (e.g. having raised the quota).
     #[serde(default, with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub resumed_at: Option<OffsetDateTime>,
     /// Dry run: everything but sending (LINE's validate endpoint is called instead).
     #[serde(default)]
@@ -133,6 +139,7 @@ pub struct Campaign {
     #[serde(default = "default_max_rounds")]
     pub max_rounds: u32,
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub lease: Option<Lease>,
     #[serde(default)]
     pub counts: CampaignCounts,
@@ -141,13 +148,115 @@ pub struct Campaign {
     pub round_files: Vec<String>,
     /// Not before this time does the scheduler look at the campaign again (backoff between rounds).
     #[serde(default, with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub next_check_at: Option<OffsetDateTime>,
     #[serde(default, with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub started_at: Option<OffsetDateTime>,
     #[serde(default, with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub completed_at: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub updated_at: OffsetDateTime,
+    /// The IANA time zone the marketer scheduled in (for display and quiet hours); `send_at` is absolute.
+    #[serde(default)]
+    pub time_zone: Option<String>,
+    /// Local times in `time_zone` during which the campaign does not start (it waits for the window's end).
+    #[serde(default)]
+    pub quiet_hours: Option<QuietHours>,
+    /// Who created it (console user), for the audit trail and the two-person rule.
+    #[serde(default)]
+    pub created_by: Option<String>,
+    /// Large campaigns need a second user's approval before they can be scheduled.
+    #[serde(default)]
+    pub approval: Option<Approval>,
+}
+
+/// A window of local time (`HH:MM`-`HH:MM`, may wrap midnight) in which nothing starts sending.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct QuietHours {
+    pub start: String,
+    pub end: String,
+}
+
+impl QuietHours {
+    fn minutes(s: &str) -> Option<i64> {
+        let (h, m) = s.split_once(':')?;
+        let (h, m): (i64, i64) = (h.parse().ok()?, m.parse().ok()?);
+        ((0..24).contains(&h) && (0..60).contains(&m) && s.len() == 5).then_some(h * 60 + m)
+    }
+
+    /// Checks the window and the time zone; the error names the field.
+    pub fn check(&self, time_zone: &str) -> Result<(), super::ParseError> {
+        for (field, v) in [
+            ("quiet_hours.start", &self.start),
+            ("quiet_hours.end", &self.end),
+        ] {
+            if Self::minutes(v).is_none() {
+                return Err(super::ParseError::new(
+                    field,
+                    format!("{v:?} is not a time of day as HH:MM (e.g. 21:00)"),
+                ));
+            }
+        }
+        if self.start == self.end {
+            return Err(super::ParseError::new(
+                "quiet_hours",
+                "start and end are the same: the window would be empty",
+            ));
+        }
+        jiff::tz::TimeZone::get(time_zone).map_err(|_| {
+            super::ParseError::new(
+                "time_zone",
+                format!("{time_zone:?} is not a known time zone"),
+            )
+        })?;
+        Ok(())
+    }
+
+    /// If `now` is inside the window (in `time_zone`), when the window ends; else `None`.
+    pub fn holds_until(&self, time_zone: &str, now: OffsetDateTime) -> Option<OffsetDateTime> {
+        let (start, end) = (Self::minutes(&self.start)?, Self::minutes(&self.end)?);
+        let tz = jiff::tz::TimeZone::get(time_zone).ok()?;
+        let ts = jiff::Timestamp::from_second(now.unix_timestamp()).ok()?;
+        let local = ts.to_zoned(tz.clone());
+        let m = i64::from(local.hour()) * 60 + i64::from(local.minute());
+        let inside = if start < end {
+            (start..end).contains(&m)
+        } else {
+            m >= start || m < end
+        };
+        if !inside {
+            return None;
+        }
+        let wait = (end - m).rem_euclid(24 * 60);
+        let until = local
+            .checked_add(jiff::SignedDuration::from_mins(wait))
+            .ok()?
+            .with()
+            .second(0)
+            .subsec_nanosecond(0)
+            .build()
+            .ok()?;
+        OffsetDateTime::from_unix_timestamp(until.timestamp().as_second()).ok()
+    }
+}
+
+/// The two-person rule for large sends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Approval {
+    pub requested_by: String,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub requested_at: OffsetDateTime,
+    /// Recipients the segment returned when approval was requested.
+    pub recipients: u64,
+    #[serde(default)]
+    pub approved_by: Option<String>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub approved_at: Option<OffsetDateTime>,
 }
 
 fn one() -> u32 {
@@ -191,6 +300,69 @@ impl Campaign {
             None => true,
             Some(l) => l.owner == owner || l.until <= now,
         }
+    }
+}
+
+#[cfg(test)]
+mod quiet_hours_tests {
+    use super::QuietHours;
+    use time::macros::datetime;
+
+    fn q(start: &str, end: &str) -> QuietHours {
+        QuietHours {
+            start: start.into(),
+            end: end.into(),
+        }
+    }
+
+    #[test]
+    fn a_window_across_midnight_holds_until_its_end_in_the_local_zone() {
+        let night = q("21:00", "08:00");
+        // 23:30 in Tokyo (UTC+9) is 14:30 UTC: held until 08:00 Tokyo = 23:00 UTC.
+        assert_eq!(
+            night.holds_until("Asia/Tokyo", datetime!(2026-11-23 14:30 UTC)),
+            Some(datetime!(2026-11-23 23:00 UTC))
+        );
+        // 12:00 Tokyo is outside the window.
+        assert_eq!(
+            night.holds_until("Asia/Tokyo", datetime!(2026-11-23 03:00 UTC)),
+            None
+        );
+        // 07:59 Tokyo is still inside.
+        assert_eq!(
+            night.holds_until("Asia/Tokyo", datetime!(2026-11-23 22:59 UTC)),
+            Some(datetime!(2026-11-23 23:00 UTC))
+        );
+    }
+
+    #[test]
+    fn a_daytime_window_and_bad_input() {
+        let lunch = q("12:00", "13:00");
+        assert_eq!(
+            lunch.holds_until("UTC", datetime!(2026-11-23 12:10 UTC)),
+            Some(datetime!(2026-11-23 13:00 UTC))
+        );
+        assert_eq!(
+            lunch.holds_until("UTC", datetime!(2026-11-23 13:00 UTC)),
+            None
+        );
+        assert_eq!(
+            q("25:00", "08:00").check("UTC").unwrap_err().field,
+            "quiet_hours.start"
+        );
+        assert_eq!(
+            q("21:00", "8:00").check("UTC").unwrap_err().field,
+            "quiet_hours.end"
+        );
+        assert_eq!(
+            q("21:00", "21:00").check("UTC").unwrap_err().field,
+            "quiet_hours"
+        );
+        assert_eq!(
+            q("21:00", "08:00").check("Mars/Base").unwrap_err().field,
+            "time_zone"
+        );
+        assert!(q("21:00", "08:00").check("Europe/Berlin").is_ok());
     }
 }
 

@@ -33,7 +33,7 @@ mod messages;
 mod user_id;
 
 pub use batch::{Batch, BatchId, DeliveryMode, Recipient};
-pub use campaign::{Campaign, CampaignCounts, CampaignStatus, Lease};
+pub use campaign::{Approval, Campaign, CampaignCounts, CampaignStatus, Lease, QuietHours};
 pub use delivery_log::{DeliveryLogRow, FailureReason, Outcome};
 pub use ids::{CampaignId, ChannelId, ContentId, SegmentId};
 pub use messages::{Messages, Personalization};

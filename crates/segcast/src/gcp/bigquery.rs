@@ -118,6 +118,139 @@ impl BigQuery {
         Ok(v.unwrap_or(0))
     }
 
+    /// Asks BigQuery what `sql` would do without running it (a dry-run job, over REST like `insertAll`):
+    /// `Ok(Err(reason))` when BigQuery refuses the SQL (syntax, unknown table or column...).
+    pub async fn dry_run(&self, sql: &str) -> anyhow::Result<Result<DryRun, String>> {
+        let body = serde_json::json!({
+            "configuration": {"dryRun": true, "query": {"query": sql, "useLegacySql": false}}
+        });
+        let v = match self.post_json("jobs", &body).await? {
+            Ok(v) => v,
+            Err(reason) => return Ok(Err(reason)),
+        };
+        let q = &v["statistics"]["query"];
+        let schema = if q["schema"].is_object() {
+            &q["schema"]
+        } else {
+            &v["configuration"]["query"]["schema"]
+        };
+        let fields = schema["fields"]
+            .as_array()
+            .map(|f| {
+                f.iter()
+                    .map(|c| {
+                        (
+                            c["name"].as_str().unwrap_or_default().to_owned(),
+                            c["type"].as_str().unwrap_or_default().to_owned(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let referenced_tables = q["referencedTables"]
+            .as_array()
+            .map(|t| {
+                t.iter()
+                    .map(|r| {
+                        format!(
+                            "{}.{}.{}",
+                            r["projectId"].as_str().unwrap_or_default(),
+                            r["datasetId"].as_str().unwrap_or_default(),
+                            r["tableId"].as_str().unwrap_or_default()
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(Ok(DryRun {
+            statement_type: q["statementType"].as_str().unwrap_or_default().to_owned(),
+            fields,
+            bytes: q["totalBytesProcessed"]
+                .as_str()
+                .and_then(|b| b.parse().ok())
+                .unwrap_or(0),
+            referenced_tables,
+        }))
+    }
+
+    /// Runs a query and returns its first `limit` rows as JSON objects (column -> value as BigQuery's REST API
+    /// gives it), with the column names: for previews of arbitrary SQL, whose columns are not known here.
+    pub async fn sample(
+        &self,
+        sql: &str,
+        limit: u32,
+    ) -> anyhow::Result<
+        Result<(Vec<String>, Vec<serde_json::Map<String, serde_json::Value>>), String>,
+    > {
+        let body = serde_json::json!({
+            "query": sql,
+            "useLegacySql": false,
+            "maxResults": limit,
+            "timeoutMs": 60000,
+        });
+        let v = match self.post_json("queries", &body).await? {
+            Ok(v) => v,
+            Err(reason) => return Ok(Err(reason)),
+        };
+        let names: Vec<String> = v["schema"]["fields"]
+            .as_array()
+            .map(|f| {
+                f.iter()
+                    .map(|c| c["name"].as_str().unwrap_or_default().to_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let rows = v["rows"]
+            .as_array()
+            .map(|rows| {
+                rows.iter()
+                    .map(|r| {
+                        names
+                            .iter()
+                            .zip(r["f"].as_array().into_iter().flatten())
+                            .map(|(n, cell)| (n.clone(), cell["v"].clone()))
+                            .collect()
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(Ok((names, rows)))
+    }
+
+    /// POSTs to `projects/<p>/<what>`; `Ok(Err(message))` for BigQuery's 4xx answers (the caller's SQL).
+    async fn post_json(
+        &self,
+        what: &str,
+        body: &serde_json::Value,
+    ) -> anyhow::Result<Result<serde_json::Value, String>> {
+        let headers = super::auth_headers(&self.creds).await?;
+        let url = format!(
+            "{}/bigquery/v2/projects/{}/{what}",
+            self.rest_base, self.project
+        );
+        let resp = self
+            .http
+            .post(url)
+            .headers(headers)
+            .json(body)
+            .send()
+            .await
+            .with_context(|| format!("BigQuery {what}"))?;
+        let status = resp.status();
+        let v: serde_json::Value = resp.json().await.unwrap_or_default();
+        if status.is_client_error() {
+            let msg = v["error"]["message"]
+                .as_str()
+                .unwrap_or("refused")
+                .to_owned();
+            return Ok(Err(msg));
+        }
+        if !status.is_success() {
+            return Err(anyhow!("BigQuery {what}: HTTP {status}: {v}"));
+        }
+        Ok(Ok(v))
+    }
+
     /// Streams rows into `table` with `insertAll`. Each row is `(insert_id, json)`.
     pub async fn insert_all(
         &self,
@@ -166,6 +299,19 @@ impl BigQuery {
         }
         Ok(())
     }
+}
+
+/// What a dry run says about a query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DryRun {
+    /// `SELECT`, `INSERT`, `CREATE_TABLE`, ... (BigQuery's name).
+    pub statement_type: String,
+    /// The result's columns: (name, type).
+    pub fields: Vec<(String, String)>,
+    /// Bytes the query would scan.
+    pub bytes: u64,
+    /// `project.dataset.table` of every table read (empty where the emulator does not say).
+    pub referenced_tables: Vec<String>,
 }
 
 /// Rows of [`BigQuery::query_stream`], one page in memory at a time.

@@ -248,6 +248,15 @@ impl Datastore {
                 value: Some(value.to_value()),
             })),
         };
+        self.query(Some(filter)).await
+    }
+
+    /// Every entity of `T` (for the console's lists: registered contents, segments, campaigns, users).
+    pub async fn list<T: Doc>(&self) -> anyhow::Result<Vec<T>> {
+        self.query(None).await
+    }
+
+    async fn query<T: Doc>(&self, filter: Option<ds::Filter>) -> anyhow::Result<Vec<T>> {
         let mut out = Vec::new();
         let mut cursor: Vec<u8> = Vec::new();
         loop {
@@ -255,7 +264,7 @@ impl Datastore {
                 kind: vec![ds::KindExpression {
                     name: T::KIND.to_owned(),
                 }],
-                filter: Some(filter.clone()),
+                filter: filter.clone(),
                 start_cursor: cursor.clone(),
                 limit: Some(500),
                 ..Default::default()

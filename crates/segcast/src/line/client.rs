@@ -59,11 +59,17 @@ impl LineClient {
         Ok(Self::with_tokens(settings, http, tokens))
     }
 
+    /// The HTTP client and base URL this client talks to LINE with (for one-off calls such as a credentials check).
+    pub fn http(&self) -> (&reqwest::Client, &str) {
+        (&self.http, &self.base_url)
+    }
+
     pub fn with_tokens(
         settings: &LineSettings,
         http: reqwest::Client,
         tokens: TokenProvider,
     ) -> Self {
+        let tokens = tokens.with_store(settings.channel_secrets.clone(), &settings.secrets_project);
         Self {
             http,
             base_url: settings.base_url.trim_end_matches('/').to_owned(),

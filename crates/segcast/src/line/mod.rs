@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod rate_limit;
+pub mod secrets;
 pub mod token;
 
 pub use client::{Endpoint, LineClient, SendOutcome};

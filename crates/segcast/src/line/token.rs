@@ -31,6 +31,13 @@ pub struct TokenProvider {
     base_url: String,
     credentials: Arc<HashMap<String, Credential>>,
     cache: Arc<Mutex<HashMap<String, Cached>>>,
+    /// Channels registered in the console after start-up: `(setting, project)` and the store built from it
+    /// on first use.
+    store: Option<(String, String)>,
+    store_cell: Arc<tokio::sync::OnceCell<Option<super::secrets::ChannelSecrets>>>,
+    /// Secrets found in the store, cached (a channel's secret changes only when it is re-registered; a 401
+    /// from LINE drops it with the token).
+    stored: Arc<Mutex<HashMap<String, Secret>>>,
 }
 
 impl TokenProvider {
@@ -73,7 +80,40 @@ impl TokenProvider {
             base_url: base_url.trim_end_matches('/').to_owned(),
             credentials: Arc::new(credentials),
             cache: Arc::default(),
+            store: None,
+            store_cell: Arc::default(),
+            stored: Arc::default(),
         }
+    }
+
+    /// Also looks channels up in the console's secret store (`SEGCAST_CHANNEL_SECRETS`).
+    pub fn with_store(mut self, setting: Option<String>, project: &str) -> Self {
+        self.store = setting.map(|s| (s, project.to_owned()));
+        self
+    }
+
+    async fn stored_secret(&self, channel: &ChannelId) -> anyhow::Result<Option<Secret>> {
+        let Some((setting, project)) = &self.store else {
+            return Ok(None);
+        };
+        if let Some(s) = self.stored.lock().await.get(channel.as_str()) {
+            return Ok(Some(s.clone()));
+        }
+        let store = self
+            .store_cell
+            .get_or_try_init(|| {
+                super::secrets::ChannelSecrets::from_setting(Some(setting), project)
+            })
+            .await?;
+        let Some(store) = store else { return Ok(None) };
+        let found = store.get(channel).await?;
+        if let Some(s) = &found {
+            self.stored
+                .lock()
+                .await
+                .insert(channel.as_str().to_owned(), s.clone());
+        }
+        Ok(found)
     }
 
     pub fn knows(&self, channel: &ChannelId) -> bool {
@@ -82,12 +122,19 @@ impl TokenProvider {
 
     /// A valid access token for `channel`.
     pub async fn token(&self, channel: &ChannelId) -> anyhow::Result<Secret> {
-        let cred = self.credentials.get(channel.as_str()).ok_or_else(|| {
-            anyhow!("no credentials for LINE channel {channel}: set LINE_CHANNEL_{channel}_SECRET")
-        })?;
-        let secret = match cred {
-            Credential::LongLived(t) => return Ok(t.clone()),
-            Credential::Secret(s) => s,
+        let from_store;
+        let secret = match self.credentials.get(channel.as_str()) {
+            Some(Credential::LongLived(t)) => return Ok(t.clone()),
+            Some(Credential::Secret(s)) => s,
+            None => {
+                from_store = self.stored_secret(channel).await?.ok_or_else(|| {
+                    anyhow!(
+                        "no credentials for LINE channel {channel}: register it in the console or set \
+                         LINE_CHANNEL_{channel}_SECRET"
+                    )
+                })?;
+                &from_store
+            }
         };
         let mut cache = self.cache.lock().await;
         if let Some(c) = cache
@@ -137,6 +184,43 @@ impl TokenProvider {
             .is_some_and(|c| &c.token == token)
         {
             cache.remove(channel.as_str());
+            // The secret may have been replaced in the console: read it again next time.
+            self.stored.lock().await.remove(channel.as_str());
         }
     }
+}
+
+/// Asks LINE for a token with these credentials (and throws it away): `Ok(())` when LINE accepts them, or
+/// LINE's reason. The console calls it before storing a channel secret, so a typo is caught at once.
+pub async fn check_credentials(
+    http: &reqwest::Client,
+    base_url: &str,
+    channel: &ChannelId,
+    secret: &Secret,
+) -> anyhow::Result<Result<(), String>> {
+    let resp = http
+        .post(format!(
+            "{}/oauth2/v3/token",
+            base_url.trim_end_matches('/')
+        ))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", channel.as_str()),
+            ("client_secret", secret.expose()),
+        ])
+        .send()
+        .await
+        .context("asking LINE for a channel access token")?;
+    if resp.status().is_success() {
+        return Ok(Ok(()));
+    }
+    let status = resp.status();
+    let body: serde_json::Value = resp.json().await.unwrap_or_default();
+    let why = body["error_description"]
+        .as_str()
+        .or(body["message"].as_str())
+        .unwrap_or("no reason given");
+    Ok(Err(format!(
+        "LINE refused these credentials (HTTP {status}): {why}"
+    )))
 }

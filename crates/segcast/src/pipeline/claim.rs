@@ -37,8 +37,19 @@ pub async fn claim(
             return Ok(None);
         }
         if c.status == CampaignStatus::Scheduled {
+            let held = c
+                .quiet_hours
+                .as_ref()
+                .and_then(|q| q.holds_until(c.time_zone.as_deref().unwrap_or("UTC"), now));
+            if let Some(until) = held {
+                // Quiet hours: look again when they end (nothing is claimed).
+                c.next_check_at = Some(until);
+                c.status_reason = Some("waiting for quiet hours to end".into());
+                return Ok(Some(c));
+            }
             c.transition(CampaignStatus::Extracting, None)?;
             c.started_at = Some(now);
+            c.next_check_at = None;
         }
         c.lease = Some(Lease {
             owner: owner.to_owned(),

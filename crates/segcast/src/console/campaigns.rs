@@ -1,0 +1,678 @@
+//! Campaigns: content + segment + channel + send time (in a time zone, with optional quiet hours). Created as
+//! drafts, editable until they start, scheduled (large ones only after a second user approves), paused,
+//! resumed, canceled, duplicated; a test send goes to listed users now.
+//!
+//! State changes go through [`crate::pipeline::control`], one Datastore transaction each, so a command that
+//! does not apply changes nothing and says why (409).
+
+use super::auth::{Identity, Role};
+use super::error::{ApiError, ApiResult};
+use super::{Body, ConsoleApp, audit};
+use crate::domain::{
+    Approval, Campaign, CampaignCounts, CampaignId, CampaignStatus, QuietHours, UserId,
+};
+use crate::pipeline::control::{self, TestSendResult};
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Json;
+use axum::routing::{get, post};
+use serde::Deserialize;
+use time::OffsetDateTime;
+
+pub fn routes() -> Router<ConsoleApp> {
+    Router::new()
+        .route("/api/campaigns", get(list).post(create))
+        .route("/api/campaigns/{id}", get(one).put(update))
+        .route("/api/campaigns/{id}/schedule", post(schedule))
+        .route("/api/campaigns/{id}/approve", post(approve))
+        .route("/api/campaigns/{id}/pause", post(pause))
+        .route("/api/campaigns/{id}/resume", post(resume))
+        .route("/api/campaigns/{id}/cancel", post(cancel))
+        .route("/api/campaigns/{id}/duplicate", post(duplicate))
+        .route("/api/campaigns/{id}/test-send", post(test_send))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct CampaignInput {
+    pub name: String,
+    pub content_id: String,
+    pub segment_id: String,
+    pub channel_id: String,
+    /// When to send: RFC 3339 (`2026-12-01T10:00:00+09:00`), or a local time (`2026-12-01T10:00`) in
+    /// `time_zone`. Omitted: as soon as it is scheduled.
+    #[serde(default)]
+    pub send_at: Option<String>,
+    /// IANA time zone (`Asia/Tokyo`); UTC when omitted.
+    #[serde(default)]
+    pub time_zone: Option<String>,
+    #[serde(default)]
+    pub quiet_hours: Option<QuietHours>,
+    /// Everything but sending: LINE's validate endpoint instead of push/multicast.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// Diff-retry rounds at most (1 to 10, default 4).
+    #[serde(default)]
+    pub max_rounds: Option<u32>,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct PauseInput {
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct TestSendInput {
+    /// LINE user IDs (e.g. the marketer's own), 1 to 10.
+    pub user_ids: Vec<String>,
+    /// Values for the content's placeholders.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub attrs: serde_json::Map<String, serde_json::Value>,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct TestSendAnswer {
+    pub user_id: String,
+    pub delivered: bool,
+    pub detail: Option<String>,
+}
+
+impl From<TestSendResult> for TestSendAnswer {
+    fn from(r: TestSendResult) -> Self {
+        Self {
+            user_id: r.user_id,
+            delivered: r.delivered,
+            detail: r.detail,
+        }
+    }
+}
+
+/// Parses the send time: absolute RFC 3339, or local wall-clock time in `tz`.
+fn parse_send_at(v: &str, tz: &str) -> Result<OffsetDateTime, String> {
+    if let Ok(t) = OffsetDateTime::parse(v, &time::format_description::well_known::Rfc3339) {
+        return Ok(t);
+    }
+    let civil: jiff::civil::DateTime = v.parse().map_err(|_| {
+        format!(
+            "{v:?} is not a time: use 2026-12-01T10:00 (in the campaign's time zone) or RFC 3339"
+        )
+    })?;
+    let zoned = civil.in_tz(tz).map_err(|e| format!("{v:?} in {tz}: {e}"))?;
+    OffsetDateTime::from_unix_timestamp(zoned.timestamp().as_second()).map_err(|e| e.to_string())
+}
+
+/// The campaign fields from `input`, every check done (references exist, channel has credentials, the
+/// content's placeholders are segment columns, time in the future).
+async fn from_input(app: &ConsoleApp, input: &CampaignInput) -> ApiResult<Campaign> {
+    let now = OffsetDateTime::now_utc();
+    let name = input.name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(ApiError::field(
+            "name",
+            "give a name of 1 to 100 characters",
+        ));
+    }
+    let tz = input
+        .time_zone
+        .as_deref()
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .unwrap_or("UTC")
+        .to_owned();
+    if jiff::tz::TimeZone::get(&tz).is_err() {
+        return Err(ApiError::field(
+            "time_zone",
+            format!("{tz:?} is not a known time zone (e.g. Asia/Tokyo)"),
+        ));
+    }
+    let send_at = match input
+        .send_at
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        None => now,
+        Some(v) => {
+            let t = parse_send_at(v, &tz).map_err(|m| ApiError::field("send_at", m))?;
+            if t < now - time::Duration::minutes(1) {
+                return Err(ApiError::field(
+                    "send_at",
+                    format!(
+                        "{v} is in the past: choose a later time, or leave it empty to send when scheduled"
+                    ),
+                ));
+            }
+            t
+        }
+    };
+    if let Some(q) = &input.quiet_hours {
+        q.check(&tz).map_err(ApiError::from)?;
+    }
+    let max_rounds = input.max_rounds.unwrap_or(4);
+    if !(1..=10).contains(&max_rounds) {
+        return Err(ApiError::field("max_rounds", "between 1 and 10 rounds"));
+    }
+    let content = super::contents::get_content(app, &input.content_id)
+        .await
+        .map_err(|e| refer("content_id", e))?;
+    let segment = super::segments::get_segment(app, &input.segment_id)
+        .await
+        .map_err(|e| refer("segment_id", e))?;
+    let channel = super::channels::get_channel(app, &input.channel_id)
+        .await
+        .map_err(|e| refer("channel_id", e))?;
+    if !channel.has_secret && !app.line.tokens.knows(&channel.id) {
+        return Err(ApiError::field(
+            "channel_id",
+            format!(
+                "channel {} has no credentials: an admin must store its secret",
+                channel.id
+            ),
+        ));
+    }
+    if let Err(errs) = content.check_links(&app.ctx.settings.click) {
+        return Err(ApiError::fields(errs));
+    }
+    let fields = content
+        .messages
+        .placeholders()
+        .map_err(ApiError::from)?
+        .fields;
+    if !segment.columns.is_empty() {
+        let missing: Vec<&String> = fields
+            .iter()
+            .filter(|f| !segment.columns.contains(f))
+            .collect();
+        if !missing.is_empty() {
+            return Err(ApiError::field(
+                "segment_id",
+                format!(
+                    "the content uses {} but the segment returns no such column (it returns {})",
+                    missing
+                        .iter()
+                        .map(|f| format!("{{{{{f}}}}}"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    segment.columns.join(", ")
+                ),
+            ));
+        }
+    }
+    Ok(Campaign {
+        id: CampaignId::generate(),
+        name: name.to_owned(),
+        content_id: content.id,
+        segment_id: segment.id,
+        channel_id: channel.id,
+        send_at,
+        status: CampaignStatus::Draft,
+        status_reason: None,
+        paused_from: None,
+        resumed_at: None,
+        dry_run: input.dry_run,
+        round: 1,
+        max_rounds,
+        lease: None,
+        counts: CampaignCounts::default(),
+        round_files: Vec::new(),
+        next_check_at: None,
+        started_at: None,
+        completed_at: None,
+        updated_at: now,
+        time_zone: Some(tz),
+        quiet_hours: input.quiet_hours.clone(),
+        created_by: None,
+        approval: None,
+    })
+}
+
+/// A 404 for a referenced id becomes a 422 naming the field.
+fn refer(field: &str, e: ApiError) -> ApiError {
+    if e.status == StatusCode::NOT_FOUND {
+        ApiError::field(field, e.message)
+    } else {
+        e
+    }
+}
+
+pub(crate) async fn get_campaign(app: &ConsoleApp, id: &str) -> ApiResult<Campaign> {
+    app.ds()
+        .get::<Campaign>(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("campaign", id))
+}
+
+#[utoipa::path(get, path = "/api/campaigns", tag = "campaigns", responses((status = 200, body = Vec<Campaign>)))]
+pub async fn list(State(app): State<ConsoleApp>, _who: Identity) -> ApiResult<Json<Vec<Campaign>>> {
+    let mut all: Vec<Campaign> = app.ds().list().await?;
+    all.sort_by(|a, b| b.send_at.cmp(&a.send_at));
+    Ok(Json(all))
+}
+
+#[utoipa::path(get, path = "/api/campaigns/{id}", tag = "campaigns",
+    responses((status = 200, body = Campaign), (status = 404, body = super::error::ErrorBody)))]
+pub async fn one(
+    State(app): State<ConsoleApp>,
+    _who: Identity,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Campaign>> {
+    Ok(Json(get_campaign(&app, &id).await?))
+}
+
+#[utoipa::path(post, path = "/api/campaigns", tag = "campaigns", request_body = CampaignInput,
+    responses((status = 201, body = Campaign), (status = 422, body = super::error::ErrorBody)))]
+pub async fn create(
+    State(app): State<ConsoleApp>,
+    who: Identity,
+    Body(input): Body<CampaignInput>,
+) -> ApiResult<(StatusCode, Json<Campaign>)> {
+    who.require(Role::Editor, "create campaigns")?;
+    let mut c = from_input(&app, &input).await?;
+    c.created_by = Some(who.email.clone());
+    control::create(app.ds(), &c).await?;
+    audit::record(
+        app.ds(),
+        &who,
+        "campaign.create",
+        c.id.as_str(),
+        None::<&Campaign>,
+        Some(&c),
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(c)))
+}
+
+/// Edits a campaign that has not started. A scheduled campaign goes back to draft (schedule it again; an
+/// approval is needed again too).
+#[utoipa::path(put, path = "/api/campaigns/{id}", tag = "campaigns", request_body = CampaignInput,
+    responses((status = 200, body = Campaign), (status = 409, body = super::error::ErrorBody),
+              (status = 422, body = super::error::ErrorBody)))]
+pub async fn update(
+    State(app): State<ConsoleApp>,
+    who: Identity,
+    Path(id): Path<String>,
+    Body(input): Body<CampaignInput>,
+) -> ApiResult<Json<Campaign>> {
+    who.require(Role::Editor, "edit campaigns")?;
+    let before = get_campaign(&app, &id).await?;
+    editable(&before)?;
+    let fresh = from_input(&app, &input).await?;
+    let mut refused = None;
+    let written = app
+        .ds()
+        .update::<Campaign, _>(&id, |current| {
+            refused = None;
+            let Some(mut c) = current else {
+                return Ok(None);
+            };
+            if let Err(e) = editable(&c) {
+                refused = Some(e);
+                return Ok(None);
+            }
+            c.name = fresh.name.clone();
+            c.content_id = fresh.content_id.clone();
+            c.segment_id = fresh.segment_id.clone();
+            c.channel_id = fresh.channel_id.clone();
+            c.send_at = fresh.send_at;
+            c.time_zone = fresh.time_zone.clone();
+            c.quiet_hours = fresh.quiet_hours.clone();
+            c.dry_run = fresh.dry_run;
+            c.max_rounds = fresh.max_rounds;
+            c.approval = None;
+            c.next_check_at = None;
+            if c.status == CampaignStatus::Scheduled {
+                c.transition(
+                    CampaignStatus::Draft,
+                    Some("edited: schedule it again".into()),
+                )?;
+            }
+            c.updated_at = OffsetDateTime::now_utc();
+            Ok(Some(c))
+        })
+        .await?;
+    if let Some(e) = refused {
+        return Err(e);
+    }
+    let after = written.ok_or_else(|| ApiError::not_found("campaign", &id))?;
+    audit::record(
+        app.ds(),
+        &who,
+        "campaign.update",
+        &id,
+        Some(&before),
+        Some(&after),
+    )
+    .await?;
+    Ok(Json(after))
+}
+
+fn editable(c: &Campaign) -> ApiResult<()> {
+    match c.status {
+        CampaignStatus::Draft | CampaignStatus::Scheduled => Ok(()),
+        s => Err(ApiError::conflict(format!(
+            "campaign {} is {s}: only a draft or scheduled campaign can be edited (duplicate it instead)",
+            c.id
+        ))),
+    }
+}
+
+/// Schedules a draft. Over the approval threshold it stays a draft with an approval request (202) until a
+/// second user approves.
+#[utoipa::path(post, path = "/api/campaigns/{id}/schedule", tag = "campaigns",
+    responses((status = 200, body = Campaign), (status = 202, body = Campaign, description = "waiting for approval"),
+              (status = 409, body = super::error::ErrorBody)))]
+pub async fn schedule(
+    State(app): State<ConsoleApp>,
+    who: Identity,
+    Path(id): Path<String>,
+) -> ApiResult<(StatusCode, Json<Campaign>)> {
+    who.require(Role::Editor, "schedule campaigns")?;
+    let before = get_campaign(&app, &id).await?;
+    if before.status != CampaignStatus::Draft {
+        return Err(ApiError::conflict(format!(
+            "campaign {id} is {}: only a draft can be scheduled",
+            before.status
+        )));
+    }
+    let approved = before
+        .approval
+        .as_ref()
+        .is_some_and(|a| a.approved_by.is_some());
+    if !approved {
+        let segment = super::segments::get_segment(&app, before.segment_id.as_str()).await?;
+        let n = super::segments::count(&app, &segment.sql).await? as u64;
+        if n > app.settings.approval_threshold {
+            let after = change(&app, &id, |c| {
+                c.approval = Some(Approval {
+                    requested_by: who.email.clone(),
+                    requested_at: OffsetDateTime::now_utc(),
+                    recipients: n,
+                    approved_by: None,
+                    approved_at: None,
+                });
+                c.status_reason = Some(format!(
+                    "{n} recipients: waiting for approval by a second user"
+                ));
+                Ok(())
+            })
+            .await?;
+            audit::record(
+                app.ds(),
+                &who,
+                "campaign.request_approval",
+                &id,
+                Some(&before),
+                Some(&after),
+            )
+            .await?;
+            return Ok((StatusCode::ACCEPTED, Json(after)));
+        }
+    }
+    let after = control::schedule(app.ds(), &before.id)
+        .await
+        .map_err(|e| ApiError::conflict(format!("{e:#}")))?;
+    audit::record(
+        app.ds(),
+        &who,
+        "campaign.schedule",
+        &id,
+        Some(&before),
+        Some(&after),
+    )
+    .await?;
+    Ok((StatusCode::OK, Json(after)))
+}
+
+async fn change(
+    app: &ConsoleApp,
+    id: &str,
+    f: impl Fn(&mut Campaign) -> anyhow::Result<()>,
+) -> ApiResult<Campaign> {
+    let written = app
+        .ds()
+        .update::<Campaign, _>(id, |current| {
+            let Some(mut c) = current else {
+                return Ok(None);
+            };
+            f(&mut c)?;
+            c.updated_at = OffsetDateTime::now_utc();
+            Ok(Some(c))
+        })
+        .await?;
+    written.ok_or_else(|| ApiError::not_found("campaign", id))
+}
+
+/// A second user (approver or admin, neither its creator nor who asked) approves; the campaign is scheduled.
+#[utoipa::path(post, path = "/api/campaigns/{id}/approve", tag = "campaigns",
+    responses((status = 200, body = Campaign), (status = 403, body = super::error::ErrorBody),
+              (status = 409, body = super::error::ErrorBody)))]
+pub async fn approve(
+    State(app): State<ConsoleApp>,
+    who: Identity,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Campaign>> {
+    who.require(Role::Approver, "approve campaigns")?;
+    let before = get_campaign(&app, &id).await?;
+    let Some(request) = before.approval.as_ref().filter(|a| a.approved_by.is_none()) else {
+        return Err(ApiError::conflict(format!(
+            "campaign {id} is not waiting for approval"
+        )));
+    };
+    if request.requested_by == who.email || before.created_by.as_deref() == Some(&who.email) {
+        return Err(ApiError::forbidden(
+            "you cannot approve your own campaign: a second user must approve it",
+        ));
+    }
+    if before.status != CampaignStatus::Draft {
+        return Err(ApiError::conflict(format!(
+            "campaign {id} is {}",
+            before.status
+        )));
+    }
+    let approver = who.email.clone();
+    let after = change(&app, &id, |c| {
+        anyhow::ensure!(
+            c.status == CampaignStatus::Draft,
+            "campaign {} is {}",
+            c.id,
+            c.status
+        );
+        if let Some(a) = c.approval.as_mut() {
+            a.approved_by = Some(approver.clone());
+            a.approved_at = Some(OffsetDateTime::now_utc());
+        }
+        c.transition(CampaignStatus::Scheduled, None)
+    })
+    .await?;
+    audit::record(
+        app.ds(),
+        &who,
+        "campaign.approve",
+        &id,
+        Some(&before),
+        Some(&after),
+    )
+    .await?;
+    Ok(Json(after))
+}
+
+#[utoipa::path(post, path = "/api/campaigns/{id}/pause", tag = "campaigns", request_body = PauseInput,
+    responses((status = 200, body = Campaign), (status = 409, body = super::error::ErrorBody)))]
+pub async fn pause(
+    State(app): State<ConsoleApp>,
+    who: Identity,
+    Path(id): Path<String>,
+    Body(body): Body<PauseInput>,
+) -> ApiResult<Json<Campaign>> {
+    who.require(Role::Editor, "pause campaigns")?;
+    let before = get_campaign(&app, &id).await?;
+    if !(before.status.is_running() || before.status == CampaignStatus::Scheduled) {
+        return Err(ApiError::conflict(format!(
+            "campaign {id} is {}: only a scheduled or sending campaign can be paused",
+            before.status
+        )));
+    }
+    let reason = body
+        .reason
+        .filter(|r| !r.trim().is_empty())
+        .unwrap_or_else(|| format!("paused by {}", who.email));
+    let after = control::pause(app.ds(), &before.id, &reason)
+        .await
+        .map_err(|e| ApiError::conflict(format!("{e:#}")))?;
+    audit::record(
+        app.ds(),
+        &who,
+        "campaign.pause",
+        &id,
+        Some(&before),
+        Some(&after),
+    )
+    .await?;
+    Ok(Json(after))
+}
+
+#[utoipa::path(post, path = "/api/campaigns/{id}/resume", tag = "campaigns",
+    responses((status = 200, body = Campaign), (status = 409, body = super::error::ErrorBody)))]
+pub async fn resume(
+    State(app): State<ConsoleApp>,
+    who: Identity,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Campaign>> {
+    who.require(Role::Editor, "resume campaigns")?;
+    let before = get_campaign(&app, &id).await?;
+    if before.status != CampaignStatus::Paused {
+        return Err(ApiError::conflict(format!(
+            "campaign {id} is {}, not paused",
+            before.status
+        )));
+    }
+    let after = control::resume(app.ds(), &before.id)
+        .await
+        .map_err(|e| ApiError::conflict(format!("{e:#}")))?;
+    audit::record(
+        app.ds(),
+        &who,
+        "campaign.resume",
+        &id,
+        Some(&before),
+        Some(&after),
+    )
+    .await?;
+    Ok(Json(after))
+}
+
+#[utoipa::path(post, path = "/api/campaigns/{id}/cancel", tag = "campaigns",
+    responses((status = 200, body = Campaign), (status = 409, body = super::error::ErrorBody)))]
+pub async fn cancel(
+    State(app): State<ConsoleApp>,
+    who: Identity,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Campaign>> {
+    who.require(Role::Editor, "cancel campaigns")?;
+    let before = get_campaign(&app, &id).await?;
+    if before.status.is_final() {
+        return Err(ApiError::conflict(format!(
+            "campaign {id} is already {}",
+            before.status
+        )));
+    }
+    let after = control::cancel(app.ds(), &before.id, app.ctx.settings.delivery.ack_deadline)
+        .await
+        .map_err(|e| ApiError::conflict(format!("{e:#}")))?;
+    audit::record(
+        app.ds(),
+        &who,
+        "campaign.cancel",
+        &id,
+        Some(&before),
+        Some(&after),
+    )
+    .await?;
+    Ok(Json(after))
+}
+
+/// A new draft with the same content, segment, channel and settings.
+#[utoipa::path(post, path = "/api/campaigns/{id}/duplicate", tag = "campaigns",
+    responses((status = 201, body = Campaign), (status = 404, body = super::error::ErrorBody)))]
+pub async fn duplicate(
+    State(app): State<ConsoleApp>,
+    who: Identity,
+    Path(id): Path<String>,
+) -> ApiResult<(StatusCode, Json<Campaign>)> {
+    who.require(Role::Editor, "duplicate campaigns")?;
+    let original = get_campaign(&app, &id).await?;
+    let now = OffsetDateTime::now_utc();
+    let copy = Campaign {
+        id: CampaignId::generate(),
+        name: format!("Copy of {}", original.name)
+            .chars()
+            .take(100)
+            .collect(),
+        send_at: original.send_at.max(now),
+        status: CampaignStatus::Draft,
+        status_reason: None,
+        paused_from: None,
+        resumed_at: None,
+        round: 1,
+        lease: None,
+        counts: CampaignCounts::default(),
+        round_files: Vec::new(),
+        next_check_at: None,
+        started_at: None,
+        completed_at: None,
+        updated_at: now,
+        created_by: Some(who.email.clone()),
+        approval: None,
+        ..original
+    };
+    control::create(app.ds(), &copy).await?;
+    audit::record(
+        app.ds(),
+        &who,
+        "campaign.duplicate",
+        copy.id.as_str(),
+        Some(&serde_json::json!({"from": id})),
+        Some(&copy),
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(copy)))
+}
+
+/// Sends the campaign's content now, by push, to 1 to 10 listed users. Not part of the campaign.
+#[utoipa::path(post, path = "/api/campaigns/{id}/test-send", tag = "campaigns", request_body = TestSendInput,
+    responses((status = 200, body = Vec<TestSendAnswer>), (status = 422, body = super::error::ErrorBody)))]
+pub async fn test_send(
+    State(app): State<ConsoleApp>,
+    who: Identity,
+    Path(id): Path<String>,
+    Body(input): Body<TestSendInput>,
+) -> ApiResult<Json<Vec<TestSendAnswer>>> {
+    who.require(Role::Editor, "send tests")?;
+    let c = get_campaign(&app, &id).await?;
+    if input.user_ids.is_empty() || input.user_ids.len() > control::TEST_SEND_MAX {
+        return Err(ApiError::field(
+            "user_ids",
+            format!("list 1 to {} LINE user IDs", control::TEST_SEND_MAX),
+        ));
+    }
+    let mut users = Vec::new();
+    for (i, u) in input.user_ids.iter().enumerate() {
+        users.push(
+            UserId::parse(u.trim())
+                .map_err(|e| ApiError::field(format!("user_ids[{i}]"), e.message))?,
+        );
+    }
+    let results = control::test_send(app.ds(), &app.line, &c.id, &users, &input.attrs).await?;
+    audit::record(
+        app.ds(),
+        &who,
+        "campaign.test_send",
+        &id,
+        None::<&()>,
+        Some(&serde_json::json!({"user_ids": input.user_ids, "delivered": results.iter().filter(|r| r.delivered).count()})),
+    )
+    .await?;
+    Ok(Json(results.into_iter().map(Into::into).collect()))
+}
