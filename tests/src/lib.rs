@@ -117,6 +117,16 @@ impl TestEnv {
             ("SEGCAST_PUSH_TOKEN".into(), push_token),
             ("LINE_API_BASE_URL".into(), line_url.clone()),
             ("SEGCAST_PUSH_BUDGET_SECONDS".into(), "20".into()),
+            // Channel secrets registered in the console, read by the handler too.
+            (
+                "SEGCAST_CHANNEL_SECRETS".into(),
+                format!(
+                    "dir:{}",
+                    std::env::temp_dir()
+                        .join(format!("segcast-{prefix}-secrets"))
+                        .display()
+                ),
+            ),
         ]);
         vars.extend(opts.settings.iter().cloned());
         let settings = Settings::from_vars(vars.clone())?;
@@ -365,6 +375,97 @@ impl TestEnv {
         if let Some(l) = self.line {
             l.shutdown().await;
         }
+    }
+}
+
+/// The local sign-in password of test consoles.
+pub const CONSOLE_PASSWORD: &str = "console-test-password";
+/// The console admin of test consoles (from `SEGCAST_CONSOLE_ADMINS`).
+pub const CONSOLE_ADMIN: &str = "admin@example.com";
+
+/// A console serving this environment in-process on port 0 (local sign-in).
+pub struct Console {
+    pub url: String,
+    pub app: segcast::console::ConsoleApp,
+    stop: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+impl Console {
+    pub async fn stop(self) {
+        self.stop.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.task).await;
+    }
+
+    /// Signs in as `email` (who must be the admin or a user added with [`Console::add_user`]); returns a
+    /// client that sends the session cookie.
+    pub async fn sign_in(&self, email: &str) -> anyhow::Result<reqwest::Client> {
+        let http = reqwest::Client::builder().cookie_store(true).build()?;
+        let r = http
+            .post(format!("{}/api/session", self.url))
+            .json(&serde_json::json!({"email": email, "password": CONSOLE_PASSWORD}))
+            .send()
+            .await?;
+        if !r.status().is_success() {
+            bail!("sign-in as {email}: HTTP {}", r.status());
+        }
+        Ok(http)
+    }
+
+    /// Adds a console user with `role`, as the admin.
+    pub async fn add_user(&self, email: &str, role: &str) -> anyhow::Result<()> {
+        let admin = self.sign_in(CONSOLE_ADMIN).await?;
+        let r = admin
+            .put(format!("{}/api/users/{email}", self.url))
+            .json(&serde_json::json!({"role": role}))
+            .send()
+            .await?;
+        if !r.status().is_success() {
+            bail!("adding {email}: HTTP {}: {}", r.status(), r.text().await?);
+        }
+        Ok(())
+    }
+}
+
+impl TestEnv {
+    /// Starts a console for this environment. `extra` adds or overrides console settings (e.g.
+    /// `SEGCAST_APPROVAL_THRESHOLD`).
+    pub async fn console(&self, extra: &[(&str, &str)]) -> anyhow::Result<Console> {
+        let mut vars: Vec<(String, String)> = vec![
+            ("SEGCAST_CONSOLE_AUTH".into(), "local".into()),
+            ("SEGCAST_CONSOLE_PASSWORD".into(), CONSOLE_PASSWORD.into()),
+            ("SEGCAST_CONSOLE_ADMINS".into(), CONSOLE_ADMIN.into()),
+        ];
+        vars.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let settings =
+            segcast::console::ConsoleSettings::from_vars(vars, &self.ctx.settings.dataset)?;
+        let secrets = segcast::line::secrets::ChannelSecrets::from_setting(
+            self.ctx.settings.line.channel_secrets.as_deref(),
+            &self.ctx.settings.project_id,
+        )
+        .await?;
+        let app = segcast::console::ConsoleApp::new(
+            self.ctx.clone(),
+            self.line_client.clone(),
+            settings,
+            secrets,
+        );
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let stop = CancellationToken::new();
+        let s = stop.clone();
+        let router = segcast::console::router(app.clone());
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, router)
+                .with_graceful_shutdown(async move { s.cancelled().await })
+                .await;
+        });
+        Ok(Console {
+            url,
+            app,
+            stop,
+            task,
+        })
     }
 }
 

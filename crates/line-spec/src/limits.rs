@@ -71,11 +71,12 @@ fn check_message_limits(base: &str, message: &Value, limits: &Limits, out: &mut 
     let kind = message.get("type").and_then(Value::as_str);
     if matches!(kind, Some("text" | "textV2"))
         && let Some(text) = message.get("text").and_then(Value::as_str)
-        && utf16_len(text) > limits.max_text_utf16
+        && (text.is_empty() || utf16_len(text) > limits.max_text_utf16)
     {
+        // LINE refuses an empty text as well as an overlong one.
         out.push(Violation::new(
             format!("{base}.text"),
-            format!("Length must be between 0 and {}", limits.max_text_utf16),
+            format!("Length must be between 1 and {}", limits.max_text_utf16),
         ));
     }
     if let Some(alt) = message.get("altText").and_then(Value::as_str)

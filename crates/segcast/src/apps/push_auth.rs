@@ -12,6 +12,15 @@ use gcloud_sdk::IdTokenAudience;
 use gcloud_sdk::id_token_verify::{IdTokenVerifier, PrincipalEmail};
 use std::sync::Arc;
 
+/// Picks the RustCrypto backend for JWT verification. The official Google crates enable jsonwebtoken's
+/// aws-lc backend and gcloud-sdk its RustCrypto one; with both compiled in, jsonwebtoken cannot choose by
+/// itself and would panic at the first verification. Call before verifying any JWT (idempotent).
+pub fn install_jwt_crypto() {
+    let _ = jsonwebtoken::crypto::CryptoProvider::install_default(
+        &jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER,
+    );
+}
+
 #[derive(Clone)]
 pub enum PushAuth {
     SharedToken(Secret),
@@ -26,7 +35,10 @@ impl PushAuth {
     pub fn from_settings(d: &crate::config::DeliverySettings) -> anyhow::Result<Self> {
         match (&d.push_audience, &d.push_service_account, &d.push_token) {
             (Some(aud), Some(sa), _) => Ok(Self::Oidc {
-                verifier: Arc::new(IdTokenVerifier::new(IdTokenAudience::new(aud.clone()))?),
+                verifier: {
+                    install_jwt_crypto();
+                    Arc::new(IdTokenVerifier::new(IdTokenAudience::new(aud.clone()))?)
+                },
                 service_account: sa.clone(),
             }),
             (None, None, Some(t)) if t.len() >= 16 => Ok(Self::SharedToken(Secret::new(t.clone()))),

@@ -32,6 +32,12 @@ function append(el, children) {
   return el;
 }
 
+/** Replaces `el`'s children (same child rules as `h`). */
+function setChildren(el, ...children) {
+  el.replaceChildren();
+  return append(el, children);
+}
+
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // ---------------------------------------------------------------------------------------------------------
@@ -254,7 +260,7 @@ function showErrors(root, err) {
       continue;
     }
     el.classList.add('invalid');
-    const input = el.matches('input, textarea, select') ? el : $('input, textarea, select', el);
+    const input = el.matches('input, textarea, select') ? el : $('[data-main]', el) || $('input, textarea, select', el);
     if (input) input.setAttribute('aria-invalid', 'true');
     const exact = e.field === el.dataset.field;
     const msg = h('p', { class: 'field-error', 'data-test': 'field-error', 'data-error-field': e.field },
@@ -415,6 +421,7 @@ async function route() {
     return;
   }
   clearBanner();
+  $('#flash').hidden = true;
   const path = (location.hash || '#/campaigns').slice(1) || '/campaigns';
   const section = path.split('/')[1];
   for (const a of $$('#nav a')) a.classList.toggle('active', a.dataset.section === section);
@@ -680,7 +687,7 @@ async function pageContent(id) {
     Object.entries(TEMPLATE_LABELS).map(([k, label]) => h('option', { value: k }, label)));
   const addMessage = h('button', { type: 'button', id: 'insert-message', 'data-test': 'insert-message', disabled: readOnly }, 'Add message');
   const messages = h('textarea', {
-    id: 'content-messages', 'data-test': 'content-messages', class: 'mono', rows: 16, spellcheck: 'false', readOnly,
+    id: 'content-messages', 'data-test': 'content-messages', 'data-main': true, class: 'mono', rows: 16, spellcheck: 'false', readOnly,
     value: JSON.stringify(content?.messages || [], null, 2),
   });
   const jsonStatus = h('p', { id: 'messages-json-status', class: 'hint', 'data-test': 'messages-json-status' });
@@ -734,7 +741,7 @@ async function pageContent(id) {
     preview.replaceChildren(...(list.length ? list.map(previewMessage) : [h('p', { class: 'muted' }, 'Add a message to see it here.')]));
     const fields = [...placeholdersOf(list)];
     delivery.dataset.mode = fields.length ? 'push' : 'multicast';
-    delivery.replaceChildren(fields.length
+    setChildren(delivery, fields.length
       ? [h('strong', {}, 'Push'), ': personalised with ', fields.map((f, i) => [i ? ', ' : '', h('code', {}, `{{${f}}}`)]),
         ' from the segment’s columns (one request per recipient; the segment must return these columns).']
       : [h('strong', {}, 'Multicast'), ': everyone receives the same messages (up to 500 recipients per request).']);
@@ -1247,7 +1254,7 @@ async function pageCampaign(id) {
   function renderSummary() {
     title.textContent = campaign.name;
     document.title = `${campaign.name} · segcast`;
-    statusBox.replaceChildren(h('span', { id: 'campaign-status', 'data-test': 'campaign-status', 'data-status': campaign.status }, badge(campaign.status)),
+    setChildren(statusBox, h('span', { id: 'campaign-status', 'data-test': 'campaign-status', 'data-status': campaign.status }, badge(campaign.status)),
       campaign.dry_run ? h('span', { class: 'tag' }, 'dry run') : null,
       campaign.status_reason ? h('span', { class: 'muted', id: 'status-reason', 'data-test': 'status-reason' }, ` ${campaign.status_reason}`) : null);
     const row = (k, ...v) => [h('dt', {}, k), h('dd', {}, v)];
