@@ -878,3 +878,189 @@ async fn a_campaign_goes_through_the_api_with_approval_test_send_results_and_exp
     c.stop().await;
     env.stop().await;
 }
+
+/// Runs the `segcast` CLI against the console.
+fn cli(
+    c: &Console,
+    token: Option<&str>,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> (bool, String, String) {
+    use std::io::Write;
+    let mut cmd = std::process::Command::new(segcast_e2e::workspace_bin("segcast"));
+    cmd.env("SEGCAST_CONSOLE_URL", &c.url)
+        .env_remove("SEGCAST_TOKEN")
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    if let Some(t) = token {
+        cmd.env("SEGCAST_TOKEN", t);
+    }
+    let mut child = cmd.spawn().expect("the segcast CLI is built (make build)");
+    if let Some(s) = stdin {
+        child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
+    }
+    drop(child.stdin.take());
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_drives_the_same_api_and_quiet_hours_hold_a_campaign() {
+    let env = TestEnv::start().await.unwrap();
+    let c = env.console(&[]).await.unwrap();
+    let table = env.users_table("users", 5).await.unwrap();
+    let (ok, token, err) = cli(
+        &c,
+        None,
+        &["login", "--email", CONSOLE_ADMIN],
+        Some(segcast_e2e::CONSOLE_PASSWORD),
+    );
+    assert!(ok, "{err}");
+    let token = token.trim().to_owned();
+    let t = Some(token.as_str());
+    let (ok, _, err) = cli(&c, None, &["campaigns", "list"], None);
+    assert!(!ok && err.contains("401"), "no token: {err}");
+    let (ok, out, err) = cli(
+        &c,
+        t,
+        &[
+            "channels",
+            "add",
+            "--id",
+            CHANNEL,
+            "--name",
+            "Main",
+            "--secret-stdin",
+        ],
+        Some(segcast_e2e::CHANNEL_SECRET),
+    );
+    assert!(ok, "{err}");
+    assert!(
+        !out.contains(segcast_e2e::CHANNEL_SECRET),
+        "the secret is not echoed"
+    );
+    let dir = std::env::temp_dir().join(format!("segcast-cli-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = dir.join("good.json");
+    let bad = dir.join("bad.json");
+    std::fs::write(&good, r#"[{"type":"text","text":"Hi from the CLI"}]"#).unwrap();
+    std::fs::write(&bad, r#"[{"type":"sticker","packageId":"1"}]"#).unwrap();
+    let (ok, _, err) = cli(
+        &c,
+        t,
+        &[
+            "contents",
+            "create",
+            "--name",
+            "x",
+            "--file",
+            bad.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(
+        !ok && err.contains("422") && err.contains("messages[0]"),
+        "the field is named: {err}"
+    );
+    let (ok, out, err) = cli(
+        &c,
+        t,
+        &[
+            "contents",
+            "create",
+            "--name",
+            "CLI",
+            "--file",
+            good.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(ok, "{err}");
+    let content: Value = serde_json::from_str(&out).unwrap();
+    let sql = format!("SELECT user_id FROM `{table}`");
+    let (ok, out, err) = cli(&c, t, &["segments", "preview", "--sql", &sql], None);
+    assert!(ok, "{err}");
+    assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["count"], 5);
+    let (ok, out, err) = cli(
+        &c,
+        t,
+        &["segments", "create", "--name", "Five", "--sql", &sql],
+        None,
+    );
+    assert!(ok, "{err}");
+    let segment: Value = serde_json::from_str(&out).unwrap();
+
+    // Quiet hours around now (UTC): scheduled, but the scheduler holds it until they end.
+    let now = time::OffsetDateTime::now_utc();
+    let hhmm = |t: time::OffsetDateTime| format!("{:02}:{:02}", t.hour(), t.minute());
+    let quiet = format!(
+        "{}-{}",
+        hhmm(now - time::Duration::hours(1)),
+        hhmm(now + time::Duration::hours(1))
+    );
+    let (ok, out, err) = cli(
+        &c,
+        t,
+        &[
+            "campaigns",
+            "create",
+            "--name",
+            "Quiet",
+            "--content",
+            content["id"].as_str().unwrap(),
+            "--segment",
+            segment["id"].as_str().unwrap(),
+            "--channel",
+            CHANNEL,
+            "--time-zone",
+            "UTC",
+            "--quiet-hours",
+            &quiet,
+        ],
+        None,
+    );
+    assert!(ok, "{err}");
+    let campaign: Value = serde_json::from_str(&out).unwrap();
+    let id = campaign["id"].as_str().unwrap();
+    let (ok, out, err) = cli(&c, t, &["campaigns", "schedule", id], None);
+    assert!(ok, "{err}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).unwrap()["status"],
+        "scheduled"
+    );
+    let cid = segcast::domain::CampaignId::parse(id).unwrap();
+    let mut opts = segcast::pipeline::scheduler::TickOptions::new("quiet-test");
+    opts.budget = Duration::from_secs(1);
+    segcast::pipeline::scheduler::tick(&env.ctx, &opts)
+        .await
+        .unwrap();
+    let held = env.get(&cid).await.unwrap();
+    assert_eq!(
+        held.status,
+        segcast::domain::CampaignStatus::Scheduled,
+        "held by quiet hours"
+    );
+    let until = held
+        .next_check_at
+        .expect("looked at again when quiet hours end");
+    let end = now + time::Duration::hours(1);
+    assert!(
+        (until - end).whole_minutes().abs() <= 1,
+        "held until {until}, quiet hours end {end}"
+    );
+    assert_eq!(
+        env.fake().stats().recipients_accepted,
+        0,
+        "nothing sent in quiet hours"
+    );
+    let (ok, out, _) = cli(&c, t, &["campaigns", "progress", id], None);
+    assert!(ok && out.contains("quiet hours"), "{out}");
+    c.stop().await;
+    env.stop().await;
+}

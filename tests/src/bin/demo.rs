@@ -3,13 +3,16 @@
 //! runs scheduler + delivery handler + log sink until the campaign completes, prints progress to stderr, and
 //! ends with one JSON line on stdout. `delivered` and `duplicates` come from the fake LINE server's records.
 //!
+//! The console runs alongside: its URL and sign-in are printed, and it stays usable while the campaign runs
+//! (`DEMO_HOLD_SECONDS=N` keeps it up N seconds after the campaign ends).
+//!
 //! `DEMO_USERS=N` (default 100,000). With `LINE_API_BASE_URL` set (and `LINE_CHANNEL_ID` plus
 //! `LINE_CHANNEL_SECRET` or `LINE_CHANNEL_TOKEN`), it sends there instead of to its own fake.
 
 use segcast::catalog;
 use segcast::domain::CampaignStatus;
 use segcast::pipeline::scheduler::{TickOptions, tick};
-use segcast_e2e::{EnvOptions, TestEnv, text};
+use segcast_e2e::{CONSOLE_ADMIN, CONSOLE_PASSWORD, EnvOptions, TestEnv, text};
 use std::io::Write;
 use std::time::{Duration, Instant};
 
@@ -44,6 +47,11 @@ async fn main() -> anyhow::Result<()> {
         env.line_url
     );
 
+    let console = env.console(&[]).await?;
+    eprintln!(
+        "console: {} (sign in as {CONSOLE_ADMIN}, password {CONSOLE_PASSWORD}); CLI: SEGCAST_CONSOLE_URL={} segcast ...",
+        console.url, console.url
+    );
     let campaign = env
         .campaign_for_users(
             users,
@@ -122,9 +130,18 @@ async fn main() -> anyhow::Result<()> {
         "line_requests": requests,
         "segcast_delivered": final_campaign.counts.delivered,
     });
+    let hold: u64 = std::env::var("DEMO_HOLD_SECONDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    if hold > 0 {
+        eprintln!("console stays up for {hold}s at {}", console.url);
+        tokio::time::sleep(Duration::from_secs(hold)).await;
+    }
     let mut out = std::io::stdout().lock();
     writeln!(out, "{summary}")?;
     drop(out);
+    console.stop().await;
     env.stop().await;
     Ok(())
 }
