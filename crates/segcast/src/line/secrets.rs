@@ -2,7 +2,8 @@
 //! channels added after they started.
 //!
 //! - `SEGCAST_CHANNEL_SECRETS=secret-manager`: Google Secret Manager (production), one secret per channel named
-//!   `line-channel-<ID>`, read with the official `google-cloud-secretmanager-v1` client.
+//!   `segcast-line-channel-<ID>-secret` (the same secret terraform declares for channels it knows), read with
+//!   the official `google-cloud-secretmanager-v1` client.
 //! - `SEGCAST_CHANNEL_SECRETS=dir:<path>`: one file per channel, `<path>/<ID>.secret`, readable only by its
 //!   owner (local; there is no Secret Manager emulator).
 //! - unset: channels come only from the environment (`LINE_CHANNEL_<ID>_SECRET`, see [`super::token`]).
@@ -60,7 +61,7 @@ impl ChannelSecrets {
     }
 
     fn secret_id(channel: &ChannelId) -> String {
-        format!("line-channel-{channel}")
+        format!("segcast-line-channel-{channel}-secret")
     }
 
     /// The channel's secret, if one was stored.

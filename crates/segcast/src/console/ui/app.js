@@ -1161,7 +1161,7 @@ function auditTable(id, entries) {
       h('td', { 'data-test': 'audit-actor' }, e.actor),
       h('td', { class: 'mono', 'data-test': 'audit-action' }, e.action),
       h('td', { class: 'mono' }, e.target),
-      h('td', {}, diffView(e.before, e.after)))),
+      h('td', {}, diffView(e.before, e.after, e.action)))),
     'Nothing recorded yet.');
 }
 
@@ -1177,13 +1177,15 @@ function flatten(v, prefix = '', out = {}) {
   return out;
 }
 
-function diffView(before, after) {
+function diffView(before, after, action) {
   const a = before === null || before === undefined ? {} : flatten(before);
   const b = after === null || after === undefined ? {} : flatten(after);
   const keys = [...new Set([...Object.keys(a), ...Object.keys(b)])].sort();
   const show = (v) => (v === undefined ? '' : JSON.stringify(v));
   const changed = keys.filter((k) => show(a[k]) !== show(b[k]) && k !== 'updated_at');
-  const summary = before == null ? 'created' : after == null ? 'deleted' : `${changed.length} field${changed.length === 1 ? '' : 's'} changed`;
+  const summary = before == null && after == null ? 'no details'
+    : before == null ? (action && !action.endsWith('create') ? 'details' : 'created')
+      : after == null ? 'deleted' : `${changed.length} field${changed.length === 1 ? '' : 's'} changed`;
   return h('details', { class: 'diff', 'data-test': 'audit-diff' },
     h('summary', {}, summary),
     changed.length
