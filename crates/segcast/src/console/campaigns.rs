@@ -247,7 +247,7 @@ pub(crate) async fn get_campaign(app: &ConsoleApp, id: &str) -> ApiResult<Campai
 #[utoipa::path(get, path = "/api/campaigns", tag = "campaigns", responses((status = 200, body = Vec<Campaign>)))]
 pub async fn list(State(app): State<ConsoleApp>, _who: Identity) -> ApiResult<Json<Vec<Campaign>>> {
     let mut all: Vec<Campaign> = app.ds().list().await?;
-    all.sort_by(|a, b| b.send_at.cmp(&a.send_at));
+    all.sort_by_key(|c| std::cmp::Reverse(c.send_at));
     Ok(Json(all))
 }
 

@@ -199,7 +199,7 @@ pub async fn list(
     _who: Identity,
 ) -> ApiResult<Json<Vec<ContentView>>> {
     let mut all: Vec<Content> = app.ds().list().await?;
-    all.sort_by(|a, b| b.updated_at.cmp(&a.updated_at));
+    all.sort_by_key(|c| std::cmp::Reverse(c.updated_at));
     Ok(Json(all.into_iter().map(view).collect()))
 }
 
@@ -319,6 +319,6 @@ pub async fn versions(
         .await?;
     let mut all: Vec<Content> = old.into_iter().map(|v| v.content).collect();
     all.push(current);
-    all.sort_by(|a, b| b.version.cmp(&a.version));
+    all.sort_by_key(|c| std::cmp::Reverse(c.version));
     Ok(Json(all))
 }

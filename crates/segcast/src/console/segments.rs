@@ -291,7 +291,7 @@ fn check_name(name: &str) -> ApiResult<String> {
 #[utoipa::path(get, path = "/api/segments", tag = "segments", responses((status = 200, body = Vec<Segment>)))]
 pub async fn list(State(app): State<ConsoleApp>, _who: Identity) -> ApiResult<Json<Vec<Segment>>> {
     let mut all: Vec<Segment> = app.ds().list().await?;
-    all.sort_by(|a, b| b.updated_at.cmp(&a.updated_at));
+    all.sort_by_key(|c| std::cmp::Reverse(c.updated_at));
     Ok(Json(all))
 }
 
