@@ -40,6 +40,24 @@ pub enum SendOutcome {
     Unknown { detail: String },
 }
 
+impl SendOutcome {
+    /// A sentence for people (the console's test-send answer).
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Accepted { .. } => "LINE accepted it".into(),
+            Self::AlreadyAccepted { .. } => "LINE had already accepted it".into(),
+            Self::RateLimited => "LINE's rate limit was reached: try again in a moment".into(),
+            Self::QuotaExhausted { message } => {
+                format!("the channel's monthly message quota is used up ({message})")
+            }
+            Self::Rejected { status, message } => {
+                format!("LINE refused it (HTTP {status}): {message}")
+            }
+            Self::Unknown { detail } => format!("LINE could not be reached: {detail}"),
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct LineClient {
     http: reqwest::Client,

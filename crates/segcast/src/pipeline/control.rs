@@ -169,7 +169,7 @@ pub async fn test_send(
             .await;
         let (delivered, detail) = match outcome {
             SendOutcome::Accepted { .. } | SendOutcome::AlreadyAccepted { .. } => (true, None),
-            other => (false, Some(format!("{other:?}"))),
+            other => (false, Some(other.describe())),
         };
         out.push(TestSendResult {
             user_id: user.to_string(),
