@@ -128,24 +128,65 @@ resource "google_pubsub_subscription_iam_member" "log_sink" {
   depends_on = [google_pubsub_subscription.delivery_log_sink, google_pubsub_subscription.click_logs_sink]
 }
 
-# Channel credentials: only the delivery handler reads them.
-resource "google_secret_manager_secret_iam_member" "delivery_channels" {
-  for_each = google_secret_manager_secret.line_channel
+# LINE channel secrets (segcast-line-channel-<ID>-secret): terraform declares some (secrets.tf), the console
+# creates the others when a channel is registered, so the grants cannot name each secret. They are made on
+# the project, narrowed by an IAM condition to the secrets whose name starts segcast-line-channel-
+# (local.channel_secrets_condition): no other secret in the project is reachable through them.
+#
+# Read: the delivery handler (issues the access tokens it sends with) and the scheduler (LINE's per-campaign
+# statistics, insight), from their environment or, for channels registered later, at run time.
+resource "google_project_iam_member" "channel_secret_readers" {
+  for_each = toset(["delivery", "scheduler"])
 
-  project   = var.project_id
-  secret_id = each.value.secret_id
-  role      = "roles/secretmanager.secretAccessor"
-  member    = "serviceAccount:${google_service_account.sa["delivery"].email}"
+  project = var.project_id
+  role    = "roles/secretmanager.secretAccessor"
+  member  = "serviceAccount:${google_service_account.sa[each.value].email}"
+
+  condition {
+    title       = "segcast LINE channel secrets"
+    description = "Only secrets named segcast-line-channel-*"
+    expression  = local.channel_secrets_condition
+  }
 }
 
-# The scheduler fetches LINE's own per-campaign statistics (insight) with the channel's token.
-resource "google_secret_manager_secret_iam_member" "scheduler_channels" {
-  for_each = google_secret_manager_secret.line_channel
+# Write, never read: the console stores the secret a marketer enters (create the secret if missing, add a
+# version) and never reads one back. roles/secretmanager.admin would do it but also reads every value and can
+# change the secrets' IAM (so grant itself reading); secretVersionManager lacks creation. So:
+# - creating a secret: a custom role holding only secretmanager.secrets.create. Creation is authorized on the
+#   project (the secret does not exist yet), where a condition on the secret's name cannot apply, so this
+#   grant is unconditioned; it reaches no existing secret (an empty new secret, no versions, no IAM).
+# - adding a version: roles/secretmanager.secretVersionAdder (only secretmanager.versions.add), narrowed to
+#   the channel secrets by the condition.
+resource "google_project_iam_custom_role" "channel_secret_creator" {
+  count = var.enable_console ? 1 : 0
 
-  project   = var.project_id
-  secret_id = each.value.secret_id
-  role      = "roles/secretmanager.secretAccessor"
-  member    = "serviceAccount:${google_service_account.sa["scheduler"].email}"
+  project     = var.project_id
+  role_id     = "segcastChannelSecretCreator"
+  title       = "segcast channel secret creator"
+  description = "Create Secret Manager secrets (no reading, no versions, no IAM): the console registering a LINE channel."
+  permissions = ["secretmanager.secrets.create"]
+}
+
+resource "google_project_iam_member" "console_channel_secret_create" {
+  count = var.enable_console ? 1 : 0
+
+  project = var.project_id
+  role    = google_project_iam_custom_role.channel_secret_creator[0].name
+  member  = "serviceAccount:${google_service_account.sa["console"].email}"
+}
+
+resource "google_project_iam_member" "console_channel_secret_versions" {
+  count = var.enable_console ? 1 : 0
+
+  project = var.project_id
+  role    = "roles/secretmanager.secretVersionAdder"
+  member  = "serviceAccount:${google_service_account.sa["console"].email}"
+
+  condition {
+    title       = "segcast LINE channel secrets"
+    description = "Only secrets named segcast-line-channel-*"
+    expression  = local.channel_secrets_condition
+  }
 }
 
 # Click-signing keys: the handler signs links, the redirect verifies them.

@@ -64,6 +64,24 @@ locals {
     LINE_API_BASE_URL            = var.line_api_base_url
   }
 
+  # Channels registered in the console keep their secret in Secret Manager as
+  # segcast-line-channel-<ID>-secret (crates/segcast/src/line/secrets.rs; the name line_channel in secrets.tf
+  # uses too): the console writes it there, and the delivery handler and scheduler look a channel up there
+  # when their environment does not have it (SEGCAST_CHANNEL_SECRETS on all three).
+  channel_secret_store  = "secret-manager"
+  channel_secret_prefix = "segcast-line-channel-"
+  # The IAM condition that narrows the Secret Manager grants on those secrets to exactly them (IAM names a
+  # secret by project number).
+  channel_secrets_condition = "resource.name.startsWith(\"projects/${local.project_number}/secrets/${local.channel_secret_prefix}\")"
+
+  # Datasets the console lets segment SQL read (SEGCAST_SEGMENT_DATASETS): segcast's own dataset (the code's
+  # default, e.g. retargeting on click_logs) and the segment source datasets, which the scheduler and the
+  # console are granted read access to (iam.tf).
+  segment_datasets = join(",", concat(
+    [google_bigquery_dataset.segcast.dataset_id],
+    [for ds in var.segment_source_datasets : ds if ds != google_bigquery_dataset.segcast.dataset_id],
+  ))
+
   # LINE_CHANNEL_<ID>_SECRET for each channel (crates/segcast/src/line/token.rs), from Secret Manager.
   channel_secret_env = {
     for id in var.line_channel_ids :

@@ -20,8 +20,10 @@ module "scheduler" {
     SEGCAST_PUSH_SERVICE_ACCOUNT = google_service_account.sa["scheduler-invoker"].email
     SEGCAST_TICK_BUDGET_SECONDS  = "50"
     SEGCAST_LEASE_SECONDS        = "30"
+    SEGCAST_CHANNEL_SECRETS      = local.channel_secret_store
   })
-  # LINE insight (per-campaign statistics) is fetched with each channel's token.
+  # LINE insight (per-campaign statistics) is fetched with each channel's token: terraform's channels from the
+  # environment, channels registered in the console from Secret Manager (SEGCAST_CHANNEL_SECRETS).
   secret_env = local.channel_secret_env
 
   min_instances   = 0
@@ -35,7 +37,7 @@ module "scheduler" {
   custom_audiences = [local.scheduler_tick_audience]
   invokers         = { scheduler-invoker = "serviceAccount:${google_service_account.sa["scheduler-invoker"].email}" }
 
-  depends_on = [google_secret_manager_secret_iam_member.scheduler_channels]
+  depends_on = [google_project_iam_member.channel_secret_readers["scheduler"]]
 }
 
 # Delivery handler: Pub/Sub pushes one batch per request.
@@ -69,6 +71,7 @@ module "delivery" {
     SEGCAST_PUSH_SERVICE_ACCOUNT = google_service_account.sa["pubsub-push"].email
     SEGCAST_BATCH_CONCURRENCY    = "64"
     SEGCAST_CLICK_BASE_URL       = local.click_base_url
+    SEGCAST_CHANNEL_SECRETS      = local.channel_secret_store # channels registered in the console
   })
   secret_env = merge(local.channel_secret_env, {
     SEGCAST_CLICK_KEYS = google_secret_manager_secret.click_keys.id
@@ -88,7 +91,7 @@ module "delivery" {
 
   # A revision only starts if its account can already read the secrets it mounts.
   depends_on = [
-    google_secret_manager_secret_iam_member.delivery_channels,
+    google_project_iam_member.channel_secret_readers["delivery"],
     google_secret_manager_secret_iam_member.click_keys,
   ]
 }
@@ -151,7 +154,10 @@ module "click_redirect" {
 }
 
 # Console: reachable only through the HTTPS load balancer, where IAP signs users in (console.tf); the code
-# checks IAP's signed header against SEGCAST_IAP_AUDIENCE. A handful of marketers: small.
+# checks IAP's signed header against SEGCAST_IAP_AUDIENCE (SEGCAST_CONSOLE_AUTH = iap). Who may do what is the
+# console's own user list (Datastore); console_admins are admins whatever it says, to add the first users.
+# Channel secrets entered in the console go to Secret Manager, which it may write but never read (iam.tf).
+# A handful of marketers: small.
 module "console" {
   source = "./modules/cloud_run_service"
   count  = var.enable_console ? 1 : 0
@@ -163,7 +169,12 @@ module "console" {
   service_account_email = google_service_account.sa["console"].email
 
   env = merge(local.pipeline_env, {
-    SEGCAST_IAP_AUDIENCE = "/projects/${local.project_number}/global/backendServices/${google_compute_backend_service.console[0].generated_id}"
+    SEGCAST_CONSOLE_AUTH       = "iap"
+    SEGCAST_IAP_AUDIENCE       = "/projects/${local.project_number}/global/backendServices/${google_compute_backend_service.console[0].generated_id}"
+    SEGCAST_CONSOLE_ADMINS     = join(",", var.console_admins)
+    SEGCAST_APPROVAL_THRESHOLD = tostring(var.approval_threshold)
+    SEGCAST_SEGMENT_DATASETS   = local.segment_datasets
+    SEGCAST_CHANNEL_SECRETS    = local.channel_secret_store
   })
 
   min_instances = 0
@@ -173,4 +184,9 @@ module "console" {
   memory        = "512Mi"
   ingress       = "INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER"
   invokers      = { iap = "serviceAccount:${local.iap_service_agent}" }
+
+  depends_on = [
+    google_project_iam_member.console_channel_secret_create,
+    google_project_iam_member.console_channel_secret_versions,
+  ]
 }

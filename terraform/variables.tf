@@ -184,6 +184,28 @@ variable "console_users" {
   default     = []
 }
 
+variable "console_admins" {
+  description = "Email addresses that are console admins whatever the console's user list says (SEGCAST_CONSOLE_ADMINS). This is how the first admins get in: they then add the other users and their roles in the console itself. Each must also be let through IAP (console_users). Empty: nobody can manage users in a new console."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for e in var.console_admins : can(regex("^[^@:, ]+@[^@:, ]+[.][^@:, ]+$", e))])
+    error_message = "console_admins are plain email addresses (alice@example.com, no \"user:\" prefix)."
+  }
+}
+
+variable "approval_threshold" {
+  description = "A campaign to more recipients than this needs a second console user's approval before it can start (SEGCAST_APPROVAL_THRESHOLD)."
+  type        = number
+  default     = 100000
+
+  validation {
+    condition     = var.approval_threshold >= 0 && floor(var.approval_threshold) == var.approval_threshold
+    error_message = "approval_threshold is a whole number of recipients."
+  }
+}
+
 variable "click_base_url" {
   description = "Public base URL of the click redirect (SEGCAST_CLICK_BASE_URL), e.g. a custom domain mapped to it. Empty: the service's run.app URL."
   type        = string

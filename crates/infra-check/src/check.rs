@@ -2,8 +2,9 @@
 
 use crate::code::{self, Code};
 use crate::model::{Model, PROJECT_NUMBER, Resource, is_unknown};
-use crate::roles::{self, Scope};
+use crate::roles::{self, Only, Scope};
 use segcast::config::Settings;
+use segcast::console::ConsoleSettings;
 use serde_json::Value as Json;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -22,6 +23,17 @@ impl fmt::Display for Problem {
     }
 }
 
+/// What a service's code does with the LINE channel secrets kept in Secret Manager
+/// (`SEGCAST_CHANNEL_SECRETS`, `crates/segcast/src/line/secrets.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChannelSecrets {
+    Unused,
+    /// Looks up channels its environment does not have (the token provider).
+    Reads,
+    /// Stores the secrets entered in the console (creates the secret, adds versions), never reads them.
+    Writes,
+}
+
 /// A Cloud Run service the code has a binary for.
 pub struct Service {
     pub key: &'static str,
@@ -34,10 +46,12 @@ pub struct Service {
     pub required: bool,
     pub env: &'static [&'static str],
     pub secret_env: &'static [&'static str],
+    pub channel_secrets: ChannelSecrets,
 }
 
 /// The services, by binary. The environment variables listed here are the ones the code reads outside
-/// `Settings::from_vars` (which the check runs on each service's environment) and `TokenProvider`.
+/// `Settings::from_vars` (which the check runs on each service's environment, as it runs
+/// `ConsoleSettings::from_vars` on the console's) and `TokenProvider`, that production must set.
 pub const SERVICES: &[Service] = &[
     Service {
         key: "scheduler",
@@ -47,6 +61,7 @@ pub const SERVICES: &[Service] = &[
         required: true,
         env: &[],
         secret_env: &[],
+        channel_secrets: ChannelSecrets::Reads,
     },
     Service {
         key: "delivery",
@@ -56,6 +71,7 @@ pub const SERVICES: &[Service] = &[
         required: true,
         env: &["SEGCAST_CLICK_BASE_URL"],
         secret_env: &["SEGCAST_CLICK_KEYS"],
+        channel_secrets: ChannelSecrets::Reads,
     },
     Service {
         key: "log-sink",
@@ -65,6 +81,7 @@ pub const SERVICES: &[Service] = &[
         required: false,
         env: &[],
         secret_env: &[],
+        channel_secrets: ChannelSecrets::Unused,
     },
     Service {
         key: "click-redirect",
@@ -78,6 +95,7 @@ pub const SERVICES: &[Service] = &[
             "SEGCAST_CLICK_BASE_URL",
         ],
         secret_env: &["SEGCAST_CLICK_KEYS"],
+        channel_secrets: ChannelSecrets::Unused,
     },
     Service {
         key: "console",
@@ -85,8 +103,14 @@ pub const SERVICES: &[Service] = &[
         pipeline: true,
         push_auth: false,
         required: false,
-        env: &["SEGCAST_IAP_AUDIENCE"],
+        env: &[
+            "SEGCAST_CONSOLE_AUTH",
+            "SEGCAST_IAP_AUDIENCE",
+            "SEGCAST_SEGMENT_DATASETS",
+            "SEGCAST_APPROVAL_THRESHOLD",
+        ],
         secret_env: &[],
+        channel_secrets: ChannelSecrets::Writes,
     },
 ];
 
@@ -136,7 +160,8 @@ pub fn check(model: &Model, code: &Code) -> Vec<Problem> {
     push_subscriptions(model, &mut out);
     bigquery(model, code, &mut out);
     datastore(model, code, &mut out);
-    iam(model, &mut out);
+    iam(model, code, &mut out);
+    custom_roles(model, &mut out);
     images(model, code, &mut out);
     out.0
 }
@@ -270,6 +295,15 @@ fn services(model: &Model, code: &Code, out: &mut Out) -> Option<Settings> {
         for u in &env.unknown {
             out.add(&addr, format!("cannot evaluate environment variable {u}"));
         }
+        if !code.packages.iter().any(|p| p == svc.name) {
+            out.add(
+                &addr,
+                format!(
+                    "no package under services/ or functions/ is named {}: the binary it runs does not exist",
+                    svc.name
+                ),
+            );
+        }
         match r.at_str("/template/0/service_account") {
             None => out.add(
                 &addr,
@@ -289,9 +323,7 @@ fn services(model: &Model, code: &Code, out: &mut Out) -> Option<Settings> {
         for name in env.plain.keys().chain(env.secrets.keys()) {
             let channel = name.starts_with("LINE_CHANNEL_")
                 && (name.ends_with("_SECRET") || name.ends_with("_TOKEN"));
-            // (Only for binaries that exist: the console's variables are a contract for code to come.)
-            let exists = code.packages.iter().any(|p| p == svc.name);
-            if exists && !channel && !code.env_names.contains(name) {
+            if !channel && !code.env_names.contains(name) {
                 out.add(
                     &addr,
                     format!(
@@ -347,14 +379,18 @@ fn services(model: &Model, code: &Code, out: &mut Out) -> Option<Settings> {
         if svc.push_auth {
             push_auth(model, svc, r, &settings, out);
         }
+        channel_secret_store(model, code, svc, r, &env, &settings, out);
         if svc.key == "delivery" {
             delivery_service(model, r, &env, &settings, out);
             delivery_settings = Some(settings);
-        } else if svc.key == "console" && r.str("ingress") == Some("INGRESS_TRAFFIC_ALL") {
-            out.add(
-                &addr,
-                "the console must only be reachable through its IAP load balancer (ingress)",
-            );
+        } else if svc.key == "console" {
+            if r.str("ingress") == Some("INGRESS_TRAFFIC_ALL") {
+                out.add(
+                    &addr,
+                    "the console must only be reachable through its IAP load balancer (ingress)",
+                );
+            }
+            console_service(model, &addr, &env, &settings, out);
         }
     }
     // Pipeline services must agree on the names they share.
@@ -404,6 +440,222 @@ fn click_topic(model: &Model, addr: &str, s: &Settings, out: &mut Out) {
                 s.click.topic
             ),
         );
+    }
+}
+
+/// The IAM condition that narrows a project-level grant to the LINE channel secrets, by the name the code
+/// gives them.
+fn channel_secrets_condition(code: &Code) -> Option<String> {
+    let (prefix, _) = code.channel_secret_name.as_ref()?;
+    Some(format!(
+        "resource.name.startsWith(\"projects/{PROJECT_NUMBER}/secrets/{prefix}\")"
+    ))
+}
+
+/// The permissions a role grants, as far as the check knows them: custom roles from terraform, the
+/// Secret Manager roles from [`roles::secret_manager_permissions`].
+fn permissions_of(model: &Model, role: &str) -> Vec<String> {
+    match roles::custom_role_id(role) {
+        Some(id) => model
+            .find("google_project_iam_custom_role", "role_id", id)
+            .and_then(|c| c.at("/permissions"))
+            .and_then(Json::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|p| p.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        None => roles::secret_manager_permissions(role)
+            .iter()
+            .map(|p| (*p).to_owned())
+            .collect(),
+    }
+}
+
+/// Channel secrets live where the console puts them, and each service can do there what its code does: the
+/// console creates and adds versions, the delivery handler and scheduler read, each by a project grant that
+/// reaches the channel secrets only; and the secrets terraform declares have the name the code looks for.
+fn channel_secret_store(
+    model: &Model,
+    code: &Code,
+    svc: &Service,
+    r: &Resource,
+    env: &Env,
+    s: &Settings,
+    out: &mut Out,
+) {
+    if svc.channel_secrets == ChannelSecrets::Unused {
+        return;
+    }
+    let addr = who(r);
+    let Some(condition) = channel_secrets_condition(code) else {
+        out.add(
+            "crates/segcast/src/line/secrets.rs",
+            "cannot find how the code names a channel's secret (format!(\"...{channel}...\") in fn secret_id)",
+        );
+        return;
+    };
+    // The secrets terraform mounts are the ones the console writes and the code looks up.
+    for (name, secret) in &env.secrets {
+        let Some(id) = name
+            .strip_prefix("LINE_CHANNEL_")
+            .and_then(|n| n.strip_suffix("_SECRET"))
+        else {
+            continue;
+        };
+        let want = code.channel_secret(id).unwrap_or_default();
+        if last(secret) != want {
+            out.add(
+                &addr,
+                format!("{name} reads secret {}, but the code keeps channel {id}'s secret in {want} (line/secrets.rs): a secret registered in the console would not reach it", last(secret)),
+            );
+        }
+    }
+    if s.line.channel_secrets.as_deref() != Some("secret-manager") {
+        out.add(
+            &addr,
+            format!(
+                "SEGCAST_CHANNEL_SECRETS must be secret-manager, not {:?}: the console keeps the secrets of the channels registered in it there, and {}",
+                s.line.channel_secrets,
+                if svc.channel_secrets == ChannelSecrets::Writes {
+                    "without it no channel can be given a secret"
+                } else {
+                    "without it this service has no credentials for them"
+                }
+            ),
+        );
+        return;
+    }
+    let Some(sa) = r.at_str("/template/0/service_account") else {
+        return; // reported above
+    };
+    let member = format!("serviceAccount:{sa}");
+    // (permission, must the grant carry the channel-secret condition)
+    let needs: &[(&str, bool)] = match svc.channel_secrets {
+        ChannelSecrets::Reads => &[("secretmanager.versions.access", true)],
+        // Creation is authorized on the project, whose name no condition on a secret's name matches.
+        ChannelSecrets::Writes => &[
+            ("secretmanager.secrets.create", false),
+            ("secretmanager.versions.add", true),
+        ],
+        ChannelSecrets::Unused => &[],
+    };
+    for (perm, conditioned) in needs {
+        let granted = model.all("google_project_iam_member").any(|m| {
+            m.str("member") == Some(member.as_str())
+                && permissions_of(model, m.str("role").unwrap_or_default())
+                    .iter()
+                    .any(|p| p == perm)
+                && match m.at_str("/condition/0/expression") {
+                    None => m.at("/condition/0").is_none(),
+                    Some(e) => *conditioned && e == condition,
+                }
+        });
+        if !granted {
+            out.add(
+                &addr,
+                if *conditioned {
+                    format!("its code needs {perm} on the channel secrets, but no project grant with the condition {condition} gives it to {sa}")
+                } else {
+                    format!("its code needs {perm}, but no unconditioned project grant gives it to {sa} (it is authorized on the project, where a condition on the secret's name never holds)")
+                },
+            );
+        }
+    }
+}
+
+/// What the console makes of its environment: IAP sign-in with the audience of the backend service IAP
+/// guards, and segment datasets that the console (previews) and the scheduler (runs) can both read.
+fn console_service(model: &Model, addr: &str, env: &Env, s: &Settings, out: &mut Out) {
+    let console = match ConsoleSettings::from_vars(env.plain.clone(), &s.dataset) {
+        Ok(c) => c,
+        Err(e) => {
+            out.add(addr, format!("the console refuses this environment: {e:#}"));
+            return;
+        }
+    };
+    if console.mode.name() != "iap" {
+        out.add(
+            addr,
+            format!(
+                "SEGCAST_CONSOLE_AUTH is {}: production signs users in through IAP (iap)",
+                console.mode.name()
+            ),
+        );
+    }
+    let audience = env.plain.get("SEGCAST_IAP_AUDIENCE").cloned();
+    let guarded = model
+        .all("google_compute_backend_service")
+        .filter(|b| b.at("/iap/0/enabled").and_then(Json::as_bool) == Some(true))
+        .filter_map(|b| b.str("generated_id"))
+        .any(|id| {
+            audience.as_deref()
+                == Some(format!("/projects/{PROJECT_NUMBER}/global/backendServices/{id}").as_str())
+        });
+    if !guarded {
+        out.add(
+            addr,
+            format!("SEGCAST_IAP_AUDIENCE {audience:?} is not /projects/<number>/global/backendServices/<id> of a backend service with IAP enabled: the console would refuse every signed-in user"),
+        );
+    }
+    let project = project(model);
+    for ds in &console.segment_datasets {
+        let (p, d) = match ds.split_once('.') {
+            Some((p, d)) => (p.to_owned(), d),
+            None => (project.clone(), ds.as_str()),
+        };
+        for account in ["console", "scheduler"] {
+            let readable = model.all("google_bigquery_dataset_iam_member").any(|m| {
+                m.str("project") == Some(p.as_str())
+                    && m.str("dataset_id") == Some(d)
+                    && matches!(
+                        m.str("role"),
+                        Some("roles/bigquery.dataViewer" | "roles/bigquery.dataEditor")
+                    )
+                    && m.str("member")
+                        .and_then(|mb| account_of(model, mb))
+                        .as_deref()
+                        == Some(account)
+            });
+            if !readable {
+                out.add(
+                    addr,
+                    format!("SEGCAST_SEGMENT_DATASETS lets segments read {ds}, but {account} is not granted read access to it (segment_source_datasets)"),
+                );
+            }
+        }
+    }
+}
+
+/// Every custom role is in the reviewed table ([`roles::CUSTOM_ROLES`]) with exactly its permissions.
+fn custom_roles(model: &Model, out: &mut Out) {
+    for r in model.all("google_project_iam_custom_role") {
+        let id = r.str("role_id").unwrap_or_default();
+        let have = permissions_of(model, &format!("projects/*/roles/{id}"));
+        let Some(reviewed) = roles::CUSTOM_ROLES.iter().find(|c| c.id == id) else {
+            out.add(
+                who(r),
+                format!("custom role {id} is not in the reviewed table (CUSTOM_ROLES in crates/infra-check/src/roles.rs): add it there with its reason, or remove it"),
+            );
+            continue;
+        };
+        for p in &have {
+            if !reviewed.permissions.contains(&p.as_str()) {
+                out.add(
+                    who(r),
+                    format!("holds {p}, which the reviewed custom role {id} does not (CUSTOM_ROLES in crates/infra-check/src/roles.rs)"),
+                );
+            }
+        }
+        for p in reviewed.permissions {
+            if !have.iter().any(|h| h == p) {
+                out.add(
+                    who(r),
+                    format!("lacks {p}, which the reviewed custom role {id} holds for the code"),
+                );
+            }
+        }
     }
 }
 
@@ -963,7 +1215,8 @@ fn account_of(model: &Model, member: &str) -> Option<String> {
     Some(id.strip_prefix("segcast-").unwrap_or(id).to_owned())
 }
 
-fn iam(model: &Model, out: &mut Out) {
+fn iam(model: &Model, code: &Code, out: &mut Out) {
+    let channel_condition = channel_secrets_condition(code);
     for r in model.resources.iter().filter(|r| r.mode == "resource") {
         let kind = r.kind.as_str();
         if kind.ends_with("_iam_policy") || kind.ends_with("_iam_binding") {
@@ -977,6 +1230,21 @@ fn iam(model: &Model, out: &mut Out) {
         }
         let addr = who(r);
         let role = r.str("role").unwrap_or("(unknown role)");
+        let condition = r.at_str("/condition/0/expression");
+        if r.body.pointer("/condition/0").is_some() && condition.is_none() {
+            out.add(&addr, "cannot evaluate its condition");
+            continue;
+        }
+        if let Some(id) = roles::custom_role_id(role)
+            && model
+                .find("google_project_iam_custom_role", "role_id", id)
+                .is_none()
+        {
+            out.add(
+                &addr,
+                format!("grants custom role {role}, which this configuration does not define (its permissions cannot be reviewed)"),
+            );
+        }
         let members: Vec<String> = match (r.at("/member"), r.at("/members")) {
             (Some(Json::String(m)), _) => vec![m.clone()],
             (_, Some(Json::Array(ms))) => ms
@@ -1026,6 +1294,14 @@ fn iam(model: &Model, out: &mut Out) {
                 );
                 continue;
             };
+            if roles::NO_SECRET_READS.contains(&account.as_str())
+                && roles::reads_secrets(role, &permissions_of(model, role))
+            {
+                out.add(
+                    &addr,
+                    format!("grants {role} to {account}, which could then read secret values: {account} must never read a secret (it only writes channel secrets)"),
+                );
+            }
             let Some(scope) = Scope::of_resource(kind) else {
                 out.add(
                     &addr,
@@ -1033,13 +1309,27 @@ fn iam(model: &Model, out: &mut Out) {
                 );
                 continue;
             };
-            if roles::reviewed(&account, role, scope).is_none() {
-                out.add(
+            match roles::reviewed(&account, &roles::key(role), scope) {
+                None => out.add(
                     &addr,
                     format!(
                         "grants {role} on a {scope:?} to {account}, which is not in the reviewed roles table (crates/infra-check/src/roles.rs): add it there with its reason, or remove the grant"
                     ),
-                );
+                ),
+                Some(g) if g.only == Only::ChannelSecrets && condition != channel_condition.as_deref() => {
+                    out.add(
+                        &addr,
+                        format!(
+                            "grants {role} on the project to {account} {}: the reviewed grant reaches the LINE channel secrets only, with the condition {}",
+                            match condition {
+                                None => "without a condition".to_owned(),
+                                Some(c) => format!("with the condition {c}"),
+                            },
+                            channel_condition.as_deref().unwrap_or("(unknown: see line/secrets.rs)")
+                        ),
+                    );
+                }
+                Some(_) => {}
             }
         }
     }

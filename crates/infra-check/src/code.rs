@@ -47,8 +47,12 @@ pub struct Code {
     /// in the library's and the binaries' sources): a variable terraform sets that is not among them is a
     /// typo the code would silently ignore.
     pub env_names: Vec<String>,
-    /// Package names under `services/` and `functions/` (the binaries that exist so far).
+    /// Package names under `services/` and `functions/`: the binaries there are.
     pub packages: Vec<String>,
+    /// How the code names a LINE channel's secret in Secret Manager (`ChannelSecrets::secret_id` in
+    /// `crates/segcast/src/line/secrets.rs`): the text before and after the channel ID. `None` when it cannot
+    /// be found.
+    pub channel_secret_name: Option<(String, String)>,
 }
 
 impl Code {
@@ -81,7 +85,15 @@ impl Code {
             .context("parsing cloudbuild.yaml")?,
             env_names: env_names(repo)?,
             packages: packages(repo),
+            channel_secret_name: channel_secret_name(repo),
         })
+    }
+
+    /// The name of `channel`'s secret, as the code writes and reads it.
+    pub fn channel_secret(&self, channel: &str) -> Option<String> {
+        self.channel_secret_name
+            .as_ref()
+            .map(|(before, after)| format!("{before}{channel}{after}"))
     }
 
     /// The DDL text of a table created by one of the `ddl` files.
@@ -115,6 +127,18 @@ pub fn packages(repo: &Path) -> Vec<String> {
     }
     out.sort();
     out
+}
+
+/// The `format!("<before>{channel}<after>")` in `fn secret_id` of `crates/segcast/src/line/secrets.rs` (the
+/// function is private to the crate, so it is read from the source, as the environment variable names are).
+pub fn channel_secret_name(repo: &Path) -> Option<(String, String)> {
+    let text = std::fs::read_to_string(repo.join("crates/segcast/src/line/secrets.rs")).ok()?;
+    let body = &text[text.find("fn secret_id(")?..];
+    let body = &body[..body.find("\n    }")?];
+    let fmt = &body[body.find("format!(\"")? + "format!(\"".len()..];
+    let fmt = &fmt[..fmt.find('"')?];
+    let (before, after) = fmt.split_once("{channel}")?;
+    (!before.is_empty()).then(|| (before.to_owned(), after.to_owned()))
 }
 
 /// Environment variable names in string literals of the Rust sources under `crates/segcast`, `services` and
@@ -397,6 +421,15 @@ mod tests {
         assert_eq!(schema_drift(&log_row_fields(), &d), Vec::<String>::new());
         let c = columns_of(segcast::sql::CLICK_LOGS.text);
         assert_eq!(schema_drift(&click_row_fields(), &c), Vec::<String>::new());
+    }
+
+    #[test]
+    fn the_channel_secret_name_is_read_from_the_code() {
+        let (before, after) = channel_secret_name(&crate::repo_root()).expect("fn secret_id");
+        assert_eq!(
+            (before.as_str(), after.as_str()),
+            ("segcast-line-channel-", "-secret")
+        );
     }
 
     #[test]

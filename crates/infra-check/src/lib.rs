@@ -5,8 +5,10 @@
 //! topic, subscription, table, index, environment variable and secret names (computed by the segcast crate
 //! itself from each service's environment, e.g. `Settings::delivery_topic`), the log tables' schema against
 //! `DeliveryLogRow`, the DDL being the `sql/` files, OIDC + retry + dead-letter on every push subscription,
-//! every service account's roles against the reviewed table ([`roles`]), and no public access except to the
-//! click redirect.
+//! the console's environment as `ConsoleSettings` reads it (IAP, segment datasets it may read), the channel
+//! secret store (`SEGCAST_CHANNEL_SECRETS`) with the permissions each service's code needs on it, every
+//! service account's roles, their conditions and custom roles against the reviewed tables ([`roles`]), that
+//! the console can never read a secret value, and no public access except to the click redirect.
 //!
 //! `check` takes a model, so tests feed it mutated copies of the configuration ([`model::Sources::replace`]).
 

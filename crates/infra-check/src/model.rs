@@ -785,6 +785,11 @@ fn computed(kind: &str, mode: &str, m: &mut Map<String, Value>) {
                 set(m, "id", format!("projects/{project}/datasets/{id}"));
             }
         }
+        (_, "google_project_iam_custom_role") => {
+            if let Some(id) = s(m, "role_id") {
+                set(m, "name", format!("projects/{project}/roles/{id}"));
+            }
+        }
         (_, "google_compute_backend_service") => {
             set(m, "generated_id", "4242424242".into());
         }

@@ -4,7 +4,9 @@
 //! with its reason, where a reviewer sees it. Accounts are named by account id without the `segcast-` prefix
 //! (`scheduler` is `segcast-scheduler@<project>.iam.gserviceaccount.com`); the Google-managed service agents
 //! that act for segcast are `pubsub-service-agent` and `iap-service-agent`. The scope is the kind of resource
-//! the role is granted on: roles are granted on the narrowest resource IAM allows.
+//! the role is granted on: roles are granted on the narrowest resource IAM allows, and where that is the
+//! project, a grant that must reach only some resources says so ([`Only`]) and carries the IAM condition.
+//! Custom roles are named `projects/*/roles/<id>` and their permissions are reviewed in [`CUSTOM_ROLES`].
 
 /// What a role is granted on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,10 +38,21 @@ impl Scope {
     }
 }
 
+/// Which resources a grant may reach within its scope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Only {
+    /// All of them: the grant is on the resource itself, or the role reaches nothing it should not.
+    Scope,
+    /// The LINE channel secrets: an IAM condition `resource.name.startsWith("projects/<number>/secrets/<prefix>")`
+    /// with the prefix of the name the code gives them (`crates/segcast/src/line/secrets.rs`), and nothing wider.
+    ChannelSecrets,
+}
+
 pub struct Grant {
     pub account: &'static str,
     pub role: &'static str,
     pub scope: Scope,
+    pub only: Only,
     pub reason: &'static str,
 }
 
@@ -48,7 +61,113 @@ const fn g(account: &'static str, role: &'static str, scope: Scope, reason: &'st
         account,
         role,
         scope,
+        only: Only::Scope,
         reason,
+    }
+}
+
+/// A project-level grant narrowed by an IAM condition to the LINE channel secrets.
+const fn channel_secrets(account: &'static str, role: &'static str, reason: &'static str) -> Grant {
+    Grant {
+        account,
+        role,
+        scope: Scope::Project,
+        only: Only::ChannelSecrets,
+        reason,
+    }
+}
+
+/// A custom role (`google_project_iam_custom_role`), with exactly these permissions.
+pub struct CustomRole {
+    pub id: &'static str,
+    pub permissions: &'static [&'static str],
+    pub reason: &'static str,
+}
+
+pub const CUSTOM_ROLES: &[CustomRole] = &[CustomRole {
+    id: "segcastChannelSecretCreator",
+    permissions: &["secretmanager.secrets.create"],
+    reason: "the console creates a channel's secret when the channel is registered; no predefined role can create \
+             secrets without also reading them (secretmanager.admin)",
+}];
+
+/// The roles table's name for a role: custom roles as `projects/*/roles/<id>`, predefined roles as they are.
+pub fn key(role: &str) -> String {
+    match custom_role_id(role) {
+        Some(id) => format!("projects/*/roles/{id}"),
+        None => role.to_owned(),
+    }
+}
+
+/// The id of a custom role (`projects/<project>/roles/<id>`).
+pub fn custom_role_id(role: &str) -> Option<&str> {
+    role.strip_prefix("projects/")?
+        .split_once("/roles/")
+        .map(|(_, id)| id)
+}
+
+/// Accounts that must never be able to read a secret's value, whatever the table says: the console writes
+/// channel secrets but has no use for reading them, and a console session must not be a way to get them
+/// (or the click-signing keys) back.
+pub const NO_SECRET_READS: &[&str] = &["console"];
+
+/// Predefined roles that read secret values, or let their holder give itself that (IAM on the project or
+/// on secrets, acting as another service account).
+pub const READS_SECRETS: &[&str] = &[
+    "roles/owner",
+    "roles/editor",
+    "roles/secretmanager.admin",
+    "roles/secretmanager.secretAccessor",
+    "roles/iam.securityAdmin",
+    "roles/resourcemanager.projectIamAdmin",
+    "roles/iam.roleAdmin",
+    "roles/iam.serviceAccountUser",
+    "roles/iam.serviceAccountTokenCreator",
+    "roles/iam.workloadIdentityUser",
+];
+
+/// Permissions that do the same in a custom role.
+pub const SECRET_READ_PERMISSIONS: &[&str] = &[
+    "secretmanager.versions.access",
+    "secretmanager.secrets.setIamPolicy",
+    "resourcemanager.projects.setIamPolicy",
+    "iam.roles.update",
+    "iam.serviceAccounts.actAs",
+    "iam.serviceAccounts.getAccessToken",
+    "iam.serviceAccounts.signJwt",
+    "iam.serviceAccounts.implicitDelegation",
+];
+
+/// The Secret Manager permissions of the predefined Secret Manager roles.
+pub fn secret_manager_permissions(role: &str) -> &'static [&'static str] {
+    match role {
+        "roles/secretmanager.secretAccessor" => &["secretmanager.versions.access"],
+        "roles/secretmanager.secretVersionAdder" => &["secretmanager.versions.add"],
+        "roles/secretmanager.secretVersionManager" => &[
+            "secretmanager.versions.add",
+            "secretmanager.versions.destroy",
+            "secretmanager.versions.disable",
+            "secretmanager.versions.enable",
+            "secretmanager.versions.get",
+            "secretmanager.versions.list",
+        ],
+        "roles/secretmanager.admin" => &[
+            "secretmanager.secrets.create",
+            "secretmanager.secrets.delete",
+            "secretmanager.secrets.get",
+            "secretmanager.secrets.getIamPolicy",
+            "secretmanager.secrets.list",
+            "secretmanager.secrets.setIamPolicy",
+            "secretmanager.secrets.update",
+            "secretmanager.versions.access",
+            "secretmanager.versions.add",
+            "secretmanager.versions.destroy",
+            "secretmanager.versions.disable",
+            "secretmanager.versions.enable",
+            "secretmanager.versions.get",
+            "secretmanager.versions.list",
+        ],
+        _ => &[],
     }
 }
 
@@ -104,11 +223,10 @@ pub const ROLES: &[Grant] = &[
         Topic,
         "the fan-out publishes batches to each delivery topic (and re-publishes parked batches)",
     ),
-    g(
+    channel_secrets(
         "scheduler",
         "roles/secretmanager.secretAccessor",
-        Secret,
-        "reads the LINE channel secrets to fetch LINE's per-campaign statistics (insight)",
+        "reads the LINE channel secrets to fetch LINE's per-campaign statistics (insight): terraform's channels from its environment, the console's at run time; on the project because the console creates secrets terraform cannot name, so only with the channel-secret condition",
     ),
     // delivery handler
     g(
@@ -127,7 +245,12 @@ pub const ROLES: &[Grant] = &[
         "delivery",
         "roles/secretmanager.secretAccessor",
         Secret,
-        "reads the LINE channel secrets (to issue access tokens) and the click-signing keys",
+        "reads the click-signing keys (to sign tracked links)",
+    ),
+    channel_secrets(
+        "delivery",
+        "roles/secretmanager.secretAccessor",
+        "reads the LINE channel secrets to issue access tokens: terraform's channels from its environment, the console's at run time; on the project because the console creates secrets terraform cannot name, so only with the channel-secret condition",
     ),
     // log sink (optional)
     g(
@@ -180,6 +303,17 @@ pub const ROLES: &[Grant] = &[
         Dataset,
         "reads logs and stats in the segcast dataset, and the segment source datasets for previews",
     ),
+    g(
+        "console",
+        "projects/*/roles/segcastChannelSecretCreator",
+        Project,
+        "creates a channel's secret (segcast-line-channel-<ID>-secret) when a channel is registered; creation is authorized on the project, where no condition on the new secret's name can apply, so it is unconditioned and the role holds nothing but secretmanager.secrets.create (an empty secret, reaching no existing one)",
+    ),
+    channel_secrets(
+        "console",
+        "roles/secretmanager.secretVersionAdder",
+        "stores the secret entered for a channel as a new version (secretmanager.versions.add only); it never reads one back (NO_SECRET_READS)",
+    ),
     // invoker identities
     g(
         "pubsub-push",
@@ -226,9 +360,80 @@ pub const ROLES: &[Grant] = &[
     ),
 ];
 
-/// The reviewed grant for (account, role, scope), if any.
+/// The reviewed grant for (account, role, scope), if any (`role` as [`key`] names it).
 pub fn reviewed(account: &str, role: &str, scope: Scope) -> Option<&'static Grant> {
     ROLES
         .iter()
         .find(|g| g.account == account && g.role == role && g.scope == scope)
+}
+
+/// Whether a role (predefined, or custom with these permissions) can read secret values.
+pub fn reads_secrets(role: &str, custom_permissions: &[String]) -> bool {
+    READS_SECRETS.contains(&role)
+        || custom_permissions
+            .iter()
+            .any(|p| SECRET_READ_PERMISSIONS.contains(&p.as_str()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The table itself gives no account that must not read secrets a way to read them.
+    #[test]
+    fn the_table_lets_the_console_read_no_secret() {
+        for g in ROLES
+            .iter()
+            .filter(|g| NO_SECRET_READS.contains(&g.account))
+        {
+            let custom: Vec<String> = custom_role_id(g.role)
+                .and_then(|id| CUSTOM_ROLES.iter().find(|c| c.id == id))
+                .map(|c| c.permissions.iter().map(|p| (*p).to_owned()).collect())
+                .unwrap_or_default();
+            assert!(
+                !reads_secrets(g.role, &custom),
+                "{} may hold {}, which reads secrets",
+                g.account,
+                g.role
+            );
+            assert!(
+                !secret_manager_permissions(g.role).contains(&"secretmanager.versions.access"),
+                "{} {}",
+                g.account,
+                g.role
+            );
+        }
+        for c in CUSTOM_ROLES {
+            for p in c.permissions {
+                assert!(!SECRET_READ_PERMISSIONS.contains(p), "{} holds {p}", c.id);
+            }
+        }
+    }
+
+    #[test]
+    fn every_custom_role_granted_is_reviewed_and_keys_are_unique() {
+        for g in ROLES {
+            if let Some(id) = custom_role_id(g.role) {
+                assert_eq!(g.role, key(g.role));
+                assert!(CUSTOM_ROLES.iter().any(|c| c.id == id), "{}", g.role);
+            }
+            let same = ROLES
+                .iter()
+                .filter(|o| o.account == g.account && o.role == g.role && o.scope == g.scope)
+                .count();
+            assert_eq!(
+                same, 1,
+                "{} {} {:?} is listed twice",
+                g.account, g.role, g.scope
+            );
+        }
+        assert_eq!(
+            key("projects/my-project/roles/segcastChannelSecretCreator"),
+            "projects/*/roles/segcastChannelSecretCreator"
+        );
+        assert_eq!(
+            key("roles/secretmanager.secretAccessor"),
+            "roles/secretmanager.secretAccessor"
+        );
+    }
 }

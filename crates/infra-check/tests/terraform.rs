@@ -430,3 +430,230 @@ fn a_misspelt_environment_variable_is_caught() {
     );
     caught(&src, "sets SEGCAST_FANOUT_RATES, which no code reads");
 }
+
+/// The console writes channel secrets but must never be able to read a secret value, whatever the roles
+/// table says: not through a reading role, nor a custom role that gains a reading permission.
+#[test]
+fn the_console_cannot_read_secret_values() {
+    let mut src = sources();
+    src.replace(
+        "iam.tf",
+        "  for_each = toset([\"delivery\", \"scheduler\"])\n",
+        "  for_each = toset([\"delivery\", \"scheduler\", \"console\"])\n",
+    );
+    caught(
+        &src,
+        "grants roles/secretmanager.secretAccessor to console, which could then read secret values",
+    );
+    let mut src = sources();
+    src.replace(
+        "iam.tf",
+        "  permissions = [\"secretmanager.secrets.create\"]",
+        "  permissions = [\"secretmanager.secrets.create\", \"secretmanager.versions.access\"]",
+    );
+    caught(&src, "console must never read a secret");
+    caught(
+        &src,
+        "holds secretmanager.versions.access, which the reviewed custom role segcastChannelSecretCreator does not",
+    );
+    let mut src = sources();
+    src.replace(
+        "iam.tf",
+        "  role    = \"roles/secretmanager.secretVersionAdder\"",
+        "  role    = \"roles/secretmanager.admin\"",
+    );
+    caught(
+        &src,
+        "grants roles/secretmanager.admin to console, which could then read secret values",
+    );
+}
+
+/// Project-level grants on the channel secrets carry the condition that keeps them to those secrets.
+#[test]
+fn channel_secret_grants_are_narrowed_to_the_channel_secrets() {
+    let mut src = sources();
+    src.replace(
+        "iam.tf",
+        "  role    = \"roles/secretmanager.secretAccessor\"\n  member  = \"serviceAccount:${google_service_account.sa[each.value].email}\"\n\n  condition {\n    title       = \"segcast LINE channel secrets\"\n    description = \"Only secrets named segcast-line-channel-*\"\n    expression  = local.channel_secrets_condition\n  }\n",
+        "  role    = \"roles/secretmanager.secretAccessor\"\n  member  = \"serviceAccount:${google_service_account.sa[each.value].email}\"\n",
+    );
+    caught(
+        &src,
+        "grants roles/secretmanager.secretAccessor on the project to delivery without a condition: the reviewed grant reaches the LINE channel secrets only",
+    );
+    caught(&src, "on the project to scheduler without a condition");
+    let mut src = sources();
+    src.replace(
+        "main.tf",
+        "secrets/${local.channel_secret_prefix}\\\")\"",
+        "secrets/\\\")\"",
+    );
+    caught(
+        &src,
+        "on the project to console with the condition resource.name.startsWith(\"projects/123456789012/secrets/\")",
+    );
+    caught(&src, "on the project to delivery with the condition");
+    // Creating is authorized on the project: a condition on the secret's name would refuse every creation.
+    let mut src = sources();
+    src.replace(
+        "iam.tf",
+        "  role    = google_project_iam_custom_role.channel_secret_creator[0].name\n  member  = \"serviceAccount:${google_service_account.sa[\"console\"].email}\"\n",
+        "  role    = google_project_iam_custom_role.channel_secret_creator[0].name\n  member  = \"serviceAccount:${google_service_account.sa[\"console\"].email}\"\n\n  condition {\n    title      = \"channel secrets\"\n    expression = local.channel_secrets_condition\n  }\n",
+    );
+    caught(
+        &src,
+        "its code needs secretmanager.secrets.create, but no unconditioned project grant gives it",
+    );
+}
+
+/// The console, the delivery handler and the scheduler use Secret Manager for channel secrets, with the
+/// permissions their code needs, and terraform's channel secrets have the name the code uses.
+#[test]
+fn the_channel_secret_store_is_wired_up() {
+    let mut src = sources();
+    src.replace(
+        "services.tf",
+        "    SEGCAST_CHANNEL_SECRETS      = local.channel_secret_store # channels registered in the console\n",
+        "",
+    );
+    caught(
+        &src,
+        "segcast-delivery): SEGCAST_CHANNEL_SECRETS must be secret-manager, not None",
+    );
+    let mut src = sources();
+    src.replace(
+        "iam.tf",
+        "  role    = \"roles/secretmanager.secretVersionAdder\"",
+        "  role    = \"roles/secretmanager.viewer\"",
+    );
+    caught(
+        &src,
+        "its code needs secretmanager.versions.add on the channel secrets, but no project grant",
+    );
+    let mut src = sources();
+    src.replace(
+        "iam.tf",
+        "  for_each = toset([\"delivery\", \"scheduler\"])\n",
+        "  for_each = toset([\"delivery\"])\n",
+    );
+    caught(
+        &src,
+        "segcast-scheduler): its code needs secretmanager.versions.access on the channel secrets",
+    );
+    let mut src = sources();
+    src.replace(
+        "secrets.tf",
+        "  secret_id = \"${local.channel_secret_prefix}${each.value}-secret\"",
+        "  secret_id = \"line-channel-${each.value}\"",
+    );
+    caught(
+        &src,
+        "LINE_CHANNEL_1234567890_SECRET reads secret line-channel-1234567890, but the code keeps channel 1234567890's secret in segcast-line-channel-1234567890-secret",
+    );
+}
+
+/// The console's environment is read as the console reads it: every variable it is given is one its code
+/// reads, with values it accepts, IAP sign-in, and segment datasets the console and scheduler can read.
+#[test]
+fn the_console_environment_is_checked() {
+    let model = Model::from_sources(&sources()).unwrap();
+    let console = model
+        .find("google_cloud_run_v2_service", "name", "segcast-console")
+        .expect("console service");
+    let env = console
+        .at("/template/0/containers/0/env")
+        .unwrap()
+        .to_string();
+    for want in [
+        r#"{"name":"SEGCAST_CONSOLE_AUTH","value":"iap"}"#,
+        r#"{"name":"SEGCAST_CHANNEL_SECRETS","value":"secret-manager"}"#,
+        r#"{"name":"SEGCAST_SEGMENT_DATASETS","value":"segcast,my-project.crm"}"#,
+        r#"{"name":"SEGCAST_CONSOLE_ADMINS","value":"alice@example.com"}"#,
+        r#"{"name":"SEGCAST_APPROVAL_THRESHOLD","value":"100000"}"#,
+        r#"{"name":"SEGCAST_IAP_AUDIENCE","value":"/projects/123456789012/global/backendServices/4242424242"}"#,
+    ] {
+        assert!(env.contains(want), "{want} not in {env}");
+    }
+
+    let mut src = sources();
+    src.replace(
+        "services.tf",
+        "    SEGCAST_CONSOLE_ADMINS     = join(\",\", var.console_admins)\n",
+        "    SEGCAST_CONSOLE_ADMIN      = join(\",\", var.console_admins)\n",
+    );
+    caught(&src, "sets SEGCAST_CONSOLE_ADMIN, which no code reads");
+    let mut src = sources();
+    src.replace(
+        "services.tf",
+        "    SEGCAST_CONSOLE_AUTH       = \"iap\"\n",
+        "    SEGCAST_CONSOLE_AUTH       = \"local\"\n",
+    );
+    caught(
+        &src,
+        "the console refuses this environment: SEGCAST_CONSOLE_PASSWORD is not set",
+    );
+    let mut src = sources();
+    src.tfvars = src.tfvars.replace(
+        "console_admins = [\"alice@example.com\"]",
+        "console_admins = [\"alice\"]",
+    );
+    caught(
+        &src,
+        "the console refuses this environment: SEGCAST_CONSOLE_ADMINS",
+    );
+    let mut src = sources();
+    src.replace(
+        "services.tf",
+        "/global/backendServices/${google_compute_backend_service.console[0].generated_id}\"",
+        "/global/backendServices/1\"",
+    );
+    caught(
+        &src,
+        "is not /projects/<number>/global/backendServices/<id> of a backend service with IAP enabled",
+    );
+    let mut src = sources();
+    src.replace(
+        "main.tf",
+        "    [google_bigquery_dataset.segcast.dataset_id],\n",
+        "    [google_bigquery_dataset.segcast.dataset_id, \"elsewhere.crm\"],\n",
+    );
+    caught(
+        &src,
+        "SEGCAST_SEGMENT_DATASETS lets segments read elsewhere.crm, but console is not granted read access",
+    );
+    caught(&src, "but scheduler is not granted read access to it");
+}
+
+/// Without the console, nothing of it is granted, and the rest still checks out.
+#[test]
+fn the_console_is_optional() {
+    let mut src = sources();
+    src.tfvars.push_str("\nenable_console = false\n");
+    let p = problems(&src);
+    assert!(p.is_empty(), "with enable_console = false:\n{}", show(&p));
+    let model = Model::from_sources(&src).unwrap();
+    assert_eq!(model.all("google_project_iam_custom_role").count(), 0);
+    assert!(model.all("google_project_iam_member").all(|m| {
+        !m.str("member")
+            .unwrap_or_default()
+            .contains("segcast-console@")
+            || !m.str("role").unwrap_or_default().contains("secret")
+    }),);
+}
+
+/// Every service terraform runs is a binary of this repository (the console's included: its environment is
+/// checked like the others', with no exemption for code to come).
+#[test]
+fn a_service_whose_binary_does_not_exist_is_caught() {
+    let model = Model::from_sources(&sources()).unwrap();
+    let mut code = Code::from_crate(&repo_root()).unwrap();
+    code.packages.retain(|p| p != "segcast-console");
+    let p = check(&model, &code);
+    assert!(
+        p.iter().any(|p| p
+            .to_string()
+            .contains("no package under services/ or functions/ is named segcast-console")),
+        "{}",
+        show(&p)
+    );
+}
