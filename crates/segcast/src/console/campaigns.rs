@@ -163,13 +163,12 @@ async fn from_input(app: &ConsoleApp, input: &CampaignInput) -> ApiResult<Campai
     let channel = super::channels::get_channel(app, &input.channel_id)
         .await
         .map_err(|e| refer("channel_id", e))?;
-    if !channel.has_secret && !app.line.tokens.knows(&channel.id) {
+    // The channel must have working credentials (from the console's secret store or the environment): a
+    // token is issued (and cached for the handlers' use of the same provider) or the reason is shown.
+    if let Err(e) = app.line.tokens.token(&channel.id).await {
         return Err(ApiError::field(
             "channel_id",
-            format!(
-                "channel {} has no credentials: an admin must store its secret",
-                channel.id
-            ),
+            format!("channel {} has no working credentials: {e:#}", channel.id),
         ));
     }
     if let Err(errs) = content.check_links(&app.ctx.settings.click) {
