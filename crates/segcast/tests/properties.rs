@@ -57,11 +57,20 @@ fn sql_invariants(sql: &str) {
     if let Ok(tokens) = tokenize(sql) {
         let mut at = 0;
         for t in &tokens {
-            assert!(t.start >= at && t.end() <= sql.len() && !t.text.is_empty(), "{sql:?}");
-            assert!(sql[at..t.start].bytes().all(|b| b.is_ascii_whitespace()), "{sql:?}");
+            assert!(
+                t.start >= at && t.end() <= sql.len() && !t.text.is_empty(),
+                "{sql:?}"
+            );
+            assert!(
+                sql[at..t.start].bytes().all(|b| b.is_ascii_whitespace()),
+                "{sql:?}"
+            );
             at = t.end();
         }
-        assert!(sql[at..].bytes().all(|b| b.is_ascii_whitespace()), "{sql:?}");
+        assert!(
+            sql[at..].bytes().all(|b| b.is_ascii_whitespace()),
+            "{sql:?}"
+        );
     }
     match check(sql) {
         Ok(out) => {
@@ -80,8 +89,25 @@ fn sql_invariants(sql: &str) {
 }
 
 const NASTY: &[&str] = &[
-    ";", "; DROP TABLE t", "DELETE FROM t", "--", "#", "/*", "*/", "'", "\"", "`", "\\", "\n", "EXPORT DATA",
-    "CREATE TEMP FUNCTION", "BEGIN", "(", ")", "é", "{round}",
+    ";",
+    "; DROP TABLE t",
+    "DELETE FROM t",
+    "--",
+    "#",
+    "/*",
+    "*/",
+    "'",
+    "\"",
+    "`",
+    "\\",
+    "\n",
+    "EXPORT DATA",
+    "CREATE TEMP FUNCTION",
+    "BEGIN",
+    "(",
+    ")",
+    "é",
+    "{round}",
 ];
 
 /// Text for inside a literal or comment: words and the nasty bits.
@@ -108,7 +134,10 @@ fn wrapped(r: &mut StdRng, s: &str) -> String {
         0 => format!("'{}'", esc(s, '\'')),
         1 => format!("\"{}\"", esc(s, '"')),
         2 => format!("'''{}'''", s.replace('\\', "\\\\").replace('\'', "\\'")),
-        3 => format!("\"\"\"{}\"\"\"", s.replace('\\', "\\\\").replace('"', "\\\"")),
+        3 => format!(
+            "\"\"\"{}\"\"\"",
+            s.replace('\\', "\\\\").replace('"', "\\\"")
+        ),
         4 => format!("b'{}'", esc(s, '\'')),
         5 => format!("r'{}'", s.replace(['\\', '\'', '\n'], "_")),
         6 => format!("`{}`", s.replace(['\\', '`', '\n'], "_")),
@@ -124,13 +153,16 @@ fn segment_sql_pre_parse_never_panics_and_keeps_its_invariants() {
         let mut sql = String::new();
         for _ in 0..r.random_range(0..12) {
             match r.random_range(0..4) {
-                0 => sql.push_str(*pick(&mut r, NASTY)),
+                0 => sql.push_str(pick::<&str>(&mut r, NASTY)),
                 1 => {
                     let c = content(&mut r);
                     sql.push_str(&wrapped(&mut r, &c))
                 }
                 2 => sql.push(char::from(r.random_range(0x20u8..0x7f))),
-                _ => sql.push_str(*pick(&mut r, &["SELECT ", "WITH a AS (", "FROM t ", " ", "1"])),
+                _ => sql.push_str(pick::<&str>(
+                    &mut r,
+                    &["SELECT ", "WITH a AS (", "FROM t ", " ", "1"],
+                )),
             }
         }
         sql_invariants(&sql);
@@ -156,12 +188,21 @@ fn hidden_separators_are_not_refusals_and_real_second_statements_always_are() {
         assert!(sql.starts_with(accepted.as_str()));
         let second = pick(
             &mut r,
-            &["DROP TABLE t", "DELETE FROM t WHERE true", "SELECT 2", "EXPORT DATA AS SELECT 1"],
+            &[
+                "DROP TABLE t",
+                "DELETE FROM t WHERE true",
+                "SELECT 2",
+                "EXPORT DATA AS SELECT 1",
+            ],
         );
         let sep = pick(&mut r, &[";", "\n;", " -- c\n;", " /* c */ ;"]);
         let two = format!("{sql}{sep} {second}");
         let e = check(&two).expect_err(&two);
-        assert!(e.message.contains("one statement"), "{two:?}: {}", e.message);
+        assert!(
+            e.message.contains("one statement"),
+            "{two:?}: {}",
+            e.message
+        );
     }
 }
 
@@ -197,7 +238,12 @@ fn random_batch(r: &mut StdRng) -> Batch {
         recipients: (first..first + n)
             .map(|i| Recipient {
                 user_id: UserId::parse(&format!("U{i:032x}")).unwrap(),
-                attrs: push.then(|| json!({"name": format!("m{i}")}).as_object().unwrap().clone()),
+                attrs: push.then(|| {
+                    json!({"name": format!("m{i}")})
+                        .as_object()
+                        .unwrap()
+                        .clone()
+                }),
             })
             .collect(),
     }
@@ -207,9 +253,13 @@ fn accepted_push_invariants(body: &[u8]) {
     if let Ok(p) = decode_push(body) {
         let b = &p.batch;
         assert!((1..=MAX_BATCH_RECIPIENTS).contains(&b.recipients.len()));
-        let unique: std::collections::HashSet<_> = b.recipients.iter().map(|r| &r.user_id).collect();
+        let unique: std::collections::HashSet<_> =
+            b.recipients.iter().map(|r| &r.user_id).collect();
         assert_eq!(unique.len(), b.recipients.len());
-        assert!(b.id.as_str().starts_with(&format!("{}.r{}.", b.campaign_id, b.round)));
+        assert!(
+            b.id.as_str()
+                .starts_with(&format!("{}.r{}.", b.campaign_id, b.round))
+        );
     }
 }
 
@@ -231,13 +281,32 @@ fn push_decoder_accepts_what_the_fan_out_makes_and_survives_any_mutation() {
 // LINE message validator.
 
 const KEYS: &[&str] = &[
-    "type", "text", "altText", "template", "actions", "uri", "label", "contents", "quickReply", "items",
-    "action", "originalContentUrl", "previewImageUrl", "packageId", "stickerId", "layout", "body", "emojis",
-    "sender", "columns", "data",
+    "type",
+    "text",
+    "altText",
+    "template",
+    "actions",
+    "uri",
+    "label",
+    "contents",
+    "quickReply",
+    "items",
+    "action",
+    "originalContentUrl",
+    "previewImageUrl",
+    "packageId",
+    "stickerId",
+    "layout",
+    "body",
+    "emojis",
+    "sender",
+    "columns",
+    "data",
 ];
 const TYPES: &[&str] = &[
-    "text", "textV2", "image", "video", "audio", "sticker", "location", "imagemap", "template", "flex",
-    "buttons", "confirm", "carousel", "uri", "message", "postback", "bubble", "box", "action",
+    "text", "textV2", "image", "video", "audio", "sticker", "location", "imagemap", "template",
+    "flex", "buttons", "confirm", "carousel", "uri", "message", "postback", "bubble", "box",
+    "action",
 ];
 
 fn random_json(r: &mut StdRng, depth: u32) -> Value {
@@ -248,14 +317,30 @@ fn random_json(r: &mut StdRng, depth: u32) -> Value {
         3 => json!(pick(r, TYPES)),
         4 => {
             let c = content(r);
-            json!(format!("{c}{}", pick(r, &["", "{{name}}", "{{link:sale}}", "{{", "https://example.com/x"])))
+            json!(format!(
+                "{c}{}",
+                pick(
+                    r,
+                    &[
+                        "",
+                        "{{name}}",
+                        "{{link:sale}}",
+                        "{{",
+                        "https://example.com/x"
+                    ]
+                )
+            ))
         }
         5 | 6 => Value::Object(
             (0..r.random_range(0..6))
                 .map(|_| (pick(r, KEYS).to_string(), random_json(r, depth - 1)))
                 .collect(),
         ),
-        _ => Value::Array((0..r.random_range(0..6)).map(|_| random_json(r, depth - 1)).collect()),
+        _ => Value::Array(
+            (0..r.random_range(0..6))
+                .map(|_| random_json(r, depth - 1))
+                .collect(),
+        ),
     }
 }
 
@@ -268,7 +353,10 @@ fn message_validator_never_panics_and_what_it_accepts_renders() {
                 "previewImageUrl": "https://example.com/p.jpg"}]),
         json!([{"type": "sticker", "packageId": "446", "stickerId": "1988"}]),
     ];
-    let attrs = json!({"name": "{{name}}", "n": 1}).as_object().unwrap().clone();
+    let attrs = json!({"name": "{{name}}", "n": 1})
+        .as_object()
+        .unwrap()
+        .clone();
     let mut accepted = 0;
     for i in 0..3_000 {
         let v = if i % 3 == 0 {
@@ -278,16 +366,28 @@ fn message_validator_never_panics_and_what_it_accepts_renders() {
             v[0][key] = random_json(&mut r, 3);
             v
         } else {
-            Value::Array((0..r.random_range(0..7)).map(|_| random_json(&mut r, 4)).collect())
+            Value::Array(
+                (0..r.random_range(0..7))
+                    .map(|_| random_json(&mut r, 4))
+                    .collect(),
+            )
         };
         let violations = line_spec::validate_messages(&v, &line_spec::Limits::default());
         match Messages::parse(&v) {
             Ok(m) => {
                 accepted += 1;
                 // Tracked links are validated as the URLs they become, so only plain content must pass as is.
-                assert!(violations.is_empty() || v.to_string().contains("{{link:"), "{v}");
+                assert!(
+                    violations.is_empty() || v.to_string().contains("{{link:"),
+                    "{v}"
+                );
                 assert!((1..=5).contains(&m.as_slice().len()));
-                let _ = (m.render(&attrs), m.placeholders(), m.tracked_links(), m.digest());
+                let _ = (
+                    m.render(&attrs),
+                    m.placeholders(),
+                    m.tracked_links(),
+                    m.digest(),
+                );
             }
             Err(errs) => assert!(!errs.is_empty() && errs.iter().all(|e| !e.message.is_empty())),
         }
@@ -316,7 +416,9 @@ fn export_reader_gives_the_same_lines_whatever_the_chunks_and_stays_bounded() {
                 2 if r.random_bool(0.2) => file.extend(std::iter::repeat_n(b'x', MAX + 1)),
                 _ => {
                     let u = format!("U{:032x}", r.random::<u64>());
-                    file.extend_from_slice(format!("{{\"user_id\":\"{u}\",\"name\":\"n\"}}").as_bytes());
+                    file.extend_from_slice(
+                        format!("{{\"user_id\":\"{u}\",\"name\":\"n\"}}").as_bytes(),
+                    );
                 }
             }
             if i + 1 < lines || r.random_bool(0.5) {
