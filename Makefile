@@ -5,7 +5,7 @@ export CARGO_TERM_COLOR ?= never
 # Tests share one local stack per test binary; a few campaigns at a time keep 2 cores and the emulators busy.
 TEST_THREADS ?= 4
 
-.PHONY: test demo bench memory install lint build stack-up stack-down
+.PHONY: test demo bench memory fuzz install lint build stack-up stack-down
 
 ## test: install what is missing, lint, build, and run every test (unit, emulator integration, end to end).
 test: install lint build
@@ -25,6 +25,13 @@ bench: install
 memory: install
 	$(CARGO) build --release --workspace --bins --examples
 	./target/release/segcast-bench --only memory $(BENCH_ARGS)
+
+## fuzz: the cargo-fuzz targets of fuzz/ (push decoder, LINE message validator, segment SQL pre-parse, export
+## reader), FUZZ_SECONDS each (default 20); installs cargo-fuzz into .local/ if missing. By hand, not in make test
+## (its property tests cover the same four): see docs/security.md.
+FUZZ_SECONDS ?= 20
+fuzz:
+	./scripts/fuzz.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 ## install: the project-local emulator environment (.local/); quick when already installed.
 install:

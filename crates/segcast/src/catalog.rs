@@ -80,27 +80,12 @@ pub struct Segment {
 }
 
 impl Segment {
-    /// Checks what can be checked without BigQuery: one statement, a SELECT (or WITH), no scripting.
-    /// The console additionally dry-runs it in BigQuery before saving.
+    /// Checks what can be checked without BigQuery: one statement, a query (SELECT, or WITH ... SELECT),
+    /// balanced parentheses, nothing that writes or scripts (see [`crate::segment_sql`], a tokenizer-based
+    /// pre-parse). Returns the SQL ready to be spliced into segcast's statements. The console additionally
+    /// dry-runs it in BigQuery before saving.
     pub fn parse_sql(sql: &str) -> Result<String, ParseError> {
-        let trimmed = sql.trim().trim_end_matches(';').trim();
-        let lower = trimmed.to_ascii_lowercase();
-        if trimmed.is_empty() {
-            return Err(ParseError::new("sql", "the segment SQL is empty"));
-        }
-        if !(lower.starts_with("select") || lower.starts_with("with")) {
-            return Err(ParseError::new(
-                "sql",
-                "a segment is one SELECT statement (it may start with WITH)",
-            ));
-        }
-        if trimmed.contains(';') {
-            return Err(ParseError::new(
-                "sql",
-                "a segment is one statement: remove the ';' inside it",
-            ));
-        }
-        Ok(trimmed.to_owned())
+        crate::segment_sql::check(sql)
     }
 }
 

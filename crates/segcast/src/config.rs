@@ -86,7 +86,7 @@ pub struct DeliverySettings {
     /// Ack deadline given to the delivery subscriptions.
     pub ack_deadline: Duration,
     /// Shared secret that local Pub/Sub pushes carry (the emulator sends no OIDC token).
-    pub push_token: Option<String>,
+    pub push_token: Option<crate::telemetry::Secret>,
     /// OIDC audience expected on production pushes.
     pub push_audience: Option<String>,
     /// Service account expected to sign production pushes.
@@ -144,8 +144,9 @@ impl Settings {
         }
         let multicast_batch = parse_num(&vars, "SEGCAST_MULTICAST_BATCH", 2000usize)?;
         let push_batch = parse_num(&vars, "SEGCAST_PUSH_BATCH", 200usize)?;
-        if multicast_batch == 0 || push_batch == 0 {
-            bail!("SEGCAST_MULTICAST_BATCH and SEGCAST_PUSH_BATCH must be at least 1");
+        let max = crate::domain::MAX_BATCH_RECIPIENTS;
+        if !(1..=max).contains(&multicast_batch) || !(1..=max).contains(&push_batch) {
+            bail!("SEGCAST_MULTICAST_BATCH and SEGCAST_PUSH_BATCH must be between 1 and {max}");
         }
         let ack_deadline =
             Duration::from_secs(parse_num(&vars, "SEGCAST_ACK_DEADLINE_SECONDS", 60u64)?);
@@ -186,7 +187,7 @@ impl Settings {
                 push_budget,
                 fanout_rate: parse_num(&vars, "SEGCAST_FANOUT_RATE", 0u32)?,
                 ack_deadline,
-                push_token: get(&vars, "SEGCAST_PUSH_TOKEN"),
+                push_token: get(&vars, "SEGCAST_PUSH_TOKEN").map(crate::telemetry::Secret::new),
                 push_audience: get(&vars, "SEGCAST_PUSH_AUDIENCE"),
                 push_service_account: get(&vars, "SEGCAST_PUSH_SERVICE_ACCOUNT"),
             },

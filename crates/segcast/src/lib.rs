@@ -7,6 +7,7 @@
 //! - [`line`]: the LINE Messaging API client, channel access tokens and the rate limiter.
 //! - [`sql`]: every BigQuery statement the system runs, loaded from the repository's `sql/` directory.
 //! - [`pipeline`]: the stages of the flow, one module each (claim, extract, fan-out, deliver, log sink, diff retry).
+//! - [`segment_sql`]: the pre-parse of segment SQL (one read-only query), before BigQuery sees it.
 //! - [`catalog`]: contents, segments, channels and campaigns as Datastore entities.
 //! - [`click`]: click tracking (signed links, click rows), LINE insight, stats and CSV export.
 
@@ -19,5 +20,6 @@ pub mod domain;
 pub mod gcp;
 pub mod line;
 pub mod pipeline;
+pub mod segment_sql;
 pub mod sql;
 pub mod telemetry;

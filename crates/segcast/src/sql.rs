@@ -134,37 +134,59 @@ pub const DDL: &[Sql] = &[
     RECIPIENT_CLICKS,
 ];
 
+/// The placeholders statements may hold. Any other `{...}` (a regex quantifier like `{32}`) is text.
+const PLACEHOLDERS: &[&str] = &[
+    "dataset",
+    "campaign",
+    "round",
+    "bucket",
+    "segment_sql",
+    "round_table",
+    "owed_table",
+    "unit",
+];
+
 impl Sql {
     /// The statement with each `{name}` replaced by its value. Panics (a programming error) when a placeholder
     /// of the statement is left unfilled.
+    /// Substitution is one pass over the statement's own text: a value is never scanned for placeholders, so
+    /// segment SQL (a marketer's text) holding `{round}` or `{dataset}` stays as written and cannot make this
+    /// panic or pull another value in.
     /// Full-line `--` comments are dropped: they document the files, and the BigQuery emulator would otherwise
     /// read `@names` inside them as parameters and refuses `EXPORT DATA` after a comment.
     pub fn render(&self, values: &[(&str, &str)]) -> String {
-        let mut out: String = self
+        let template: String = self
             .text
             .lines()
             .filter(|l| !l.trim_start().starts_with("--"))
             .collect::<Vec<_>>()
             .join("\n");
-        for (name, value) in values {
-            out = out.replace(&format!("{{{name}}}"), value);
+        let mut out = String::with_capacity(
+            template.len() + values.iter().map(|(_, v)| v.len()).sum::<usize>(),
+        );
+        let mut rest = template.as_str();
+        while let Some(open) = rest.find('{') {
+            out.push_str(&rest[..open]);
+            let after = &rest[open + 1..];
+            let name = after
+                .find('}')
+                .map(|close| &after[..close])
+                .filter(|n| PLACEHOLDERS.contains(n) || values.iter().any(|(k, _)| k == n));
+            match name {
+                Some(name) => {
+                    let (_, value) = values.iter().find(|(k, _)| *k == name).unwrap_or_else(|| {
+                        panic!("{}: placeholder {{{name}}} left unfilled", self.file)
+                    });
+                    out.push_str(value);
+                    rest = &after[name.len() + 1..];
+                }
+                None => {
+                    out.push('{');
+                    rest = after;
+                }
+            }
         }
-        for name in [
-            "dataset",
-            "campaign",
-            "round",
-            "bucket",
-            "segment_sql",
-            "round_table",
-            "owed_table",
-            "unit",
-        ] {
-            assert!(
-                !out.contains(&format!("{{{name}}}")),
-                "{}: placeholder {{{name}}} left unfilled",
-                self.file
-            );
-        }
+        out.push_str(rest);
         out
     }
 }
@@ -183,6 +205,20 @@ mod tests {
         assert!(s.contains("`ds.targets_c_1`"));
         assert!(s.contains("{32}"), "regex quantifiers are not placeholders");
         assert!(!s.contains("--"), "comments are dropped");
+    }
+
+    #[test]
+    fn values_are_not_scanned_for_placeholders() {
+        // Segment SQL is a marketer's text: braces in it are never placeholders (and never panic).
+        let segment =
+            "SELECT '{round}' AS user_id, '{dataset}{campaign}' AS x, '{segment_sql}' AS y";
+        let s = SNAPSHOT_TARGETS.render(&[
+            ("dataset", "ds"),
+            ("segment_sql", segment),
+            ("campaign", "c_1"),
+        ]);
+        assert!(s.contains(segment), "{s}");
+        assert!(s.contains("`ds.targets_c_1`"));
     }
 
     #[test]

@@ -11,13 +11,21 @@ use tracing_subscriber::{EnvFilter, prelude::*};
 /// Installs the JSON logger. `RUST_LOG` filters (default `info`). Call once, first thing in `main`.
 pub fn init(service: &'static str) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let layer = tracing_subscriber::fmt::layer()
-        .event_format(CloudLoggingFormat { service })
-        .with_writer(std::io::stderr);
     let _ = tracing_subscriber::registry()
         .with(filter)
-        .with(layer)
+        .with(json_layer(service, std::io::stderr))
         .try_init();
+}
+
+/// The JSON log layer writing to `writer`: what [`init`] installs with stderr (tests capture logs with it).
+pub fn json_layer<S, W>(service: &'static str, writer: W) -> impl tracing_subscriber::Layer<S>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    tracing_subscriber::fmt::layer()
+        .event_format(CloudLoggingFormat { service })
+        .with_writer(writer)
 }
 
 struct CloudLoggingFormat {

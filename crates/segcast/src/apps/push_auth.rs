@@ -41,7 +41,7 @@ impl PushAuth {
                 },
                 service_account: sa.clone(),
             }),
-            (None, None, Some(t)) if t.len() >= 16 => Ok(Self::SharedToken(Secret::new(t.clone()))),
+            (None, None, Some(t)) if t.expose().len() >= 16 => Ok(Self::SharedToken(t.clone())),
             (None, None, Some(_)) => {
                 anyhow::bail!("SEGCAST_PUSH_TOKEN must be at least 16 characters")
             }

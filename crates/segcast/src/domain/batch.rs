@@ -8,6 +8,10 @@ use super::{CampaignId, ChannelId, UserId};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+/// The most recipients a batch holds (`SEGCAST_MULTICAST_BATCH` and `SEGCAST_PUSH_BATCH` are capped to it; the
+/// delivery handler refuses bigger ones).
+pub const MAX_RECIPIENTS: usize = 10_000;
+
 /// `<campaign>.r<round>.f<file>.o<line offset>`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]

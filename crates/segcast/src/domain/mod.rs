@@ -32,7 +32,7 @@ mod ids;
 mod messages;
 mod user_id;
 
-pub use batch::{Batch, BatchId, DeliveryMode, Recipient};
+pub use batch::{Batch, BatchId, DeliveryMode, MAX_RECIPIENTS as MAX_BATCH_RECIPIENTS, Recipient};
 pub use campaign::{Approval, Campaign, CampaignCounts, CampaignStatus, Lease, QuietHours};
 pub use delivery_log::{DeliveryLogRow, FailureReason, Outcome};
 pub use ids::{CampaignId, ChannelId, ContentId, SegmentId};

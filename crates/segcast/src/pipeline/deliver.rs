@@ -36,6 +36,9 @@ pub enum Disposition {
     Ack(&'static str),
     /// Refuse (5xx): some outcomes are still unknown; Pub/Sub redelivers later with backoff.
     Retry(String),
+    /// Refuse for good (4xx, then dropped with a log once dead-lettered): the batch can never be handled, e.g.
+    /// it names a campaign that does not exist. Nothing was sent.
+    Refuse(String),
 }
 
 struct Request {
@@ -239,12 +242,17 @@ pub async fn handle(
         return Ok(Disposition::Ack("already done"));
     }
     let Some(campaign) = campaign? else {
-        anyhow::bail!(
+        return Ok(Disposition::Refuse(format!(
             "batch {} names campaign {}, which does not exist",
-            batch.id,
-            batch.campaign_id
-        );
+            batch.id, batch.campaign_id
+        )));
     };
+    if campaign.channel_id != batch.channel_id {
+        return Ok(Disposition::Refuse(format!(
+            "batch {} is for channel {}, but its campaign sends on {}",
+            batch.id, batch.channel_id, campaign.channel_id
+        )));
+    }
     let all: Vec<String> = batch
         .recipients
         .iter()

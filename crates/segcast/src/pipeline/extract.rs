@@ -56,8 +56,27 @@ pub async fn run(
                 campaign.id
             )
         })?;
-    let segment_sql =
-        Segment::parse_sql(&segment.sql).map_err(|e| anyhow!("segment {}: {e}", segment.id))?;
+    let segment_sql = match Segment::parse_sql(&segment.sql) {
+        Ok(sql) => sql,
+        Err(e) => {
+            // A stored segment that does not pass the pre-check (saved before the check existed, or written
+            // around it) never reaches BigQuery, and retrying cannot fix it: the campaign fails with the reason.
+            let reason = format!("segment {}: {e}", segment.id);
+            tracing::error!(campaign = %campaign.id, reason = %reason, "segment SQL refused: campaign failed");
+            return advance(
+                &ctx.gcp.datastore,
+                &campaign.id,
+                owner,
+                CampaignStatus::Extracting,
+                lease,
+                |c| {
+                    c.completed_at = Some(time::OffsetDateTime::now_utc());
+                    c.transition(CampaignStatus::Failed, Some(reason.clone()))
+                },
+            )
+            .await;
+        }
+    };
     let bq = &ctx.gcp.bigquery;
     let started = std::time::Instant::now();
     let values = [

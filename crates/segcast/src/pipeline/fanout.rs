@@ -10,8 +10,9 @@
 
 use super::Ctx;
 use super::claim::{AdvanceError, advance};
+use super::export_file::{LineSplitter, Next, is_blank, parse_recipient};
 use crate::catalog::{Content, FanoutCheckpoint};
-use crate::domain::{Batch, BatchId, Campaign, CampaignStatus, DeliveryMode, Recipient, UserId};
+use crate::domain::{Batch, BatchId, Campaign, CampaignStatus, DeliveryMode, Recipient};
 use anyhow::{Context, anyhow};
 use google_cloud_pubsub::model::Message;
 use std::time::Duration;
@@ -69,21 +70,6 @@ impl Pending {
         }
         Ok(())
     }
-}
-
-fn parse_line(line: &[u8], mode: DeliveryMode) -> anyhow::Result<Recipient> {
-    let mut obj: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_slice(line).context("an exported line is not a JSON object")?;
-    let raw = obj
-        .remove("user_id")
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default();
-    let user_id = UserId::parse(&raw).map_err(|e| anyhow!("exported target: {e}"))?;
-    let attrs = match mode {
-        DeliveryMode::Push => Some(obj),
-        DeliveryMode::Multicast => None,
-    };
-    Ok(Recipient { user_id, attrs })
 }
 
 pub async fn run(
@@ -146,56 +132,39 @@ pub async fn run(
         let file = ckpt.file;
         let object = &campaign.round_files[file];
         let mut reader = ctx.gcp.storage.read_from(object, ckpt.byte_offset).await?;
-        // `carry[cursor..]` is read but not yet consumed; it is compacted only when more must be read.
-        let mut carry: Vec<u8> = Vec::new();
-        let mut cursor = 0usize;
-        let mut byte_pos = ckpt.byte_offset; // file position of `carry[cursor]`
+        let mut lines = LineSplitter::new(ckpt.byte_offset);
         let mut line_no = ckpt.line;
         let mut recipients: Vec<Recipient> = Vec::with_capacity(batch_size);
         let mut batch_start_line = line_no;
-        let mut eof = false;
         loop {
-            let nl = carry[cursor..].iter().position(|b| *b == b'\n');
-            let line: Option<(usize, usize)> = match nl {
-                Some(i) => {
-                    let l = (cursor, cursor + i);
-                    cursor += i + 1;
-                    byte_pos += (i + 1) as u64;
-                    Some(l)
-                }
-                None if eof => {
-                    if cursor == carry.len() {
-                        None
-                    } else {
-                        let l = (cursor, carry.len());
-                        byte_pos += (carry.len() - cursor) as u64;
-                        cursor = carry.len();
-                        Some(l)
-                    }
-                }
-                None => {
-                    carry.drain(..cursor);
-                    cursor = 0;
+            let next = lines
+                .next_line()
+                .map_err(|e| anyhow!("{object} line {line_no}: {e}"))?;
+            let at_end = match next {
+                Next::NeedMore => {
                     match reader.next_chunk().await {
-                        Some(chunk) => carry.extend_from_slice(&chunk?),
-                        None => eof = true,
+                        Some(chunk) => lines.push(&chunk?),
+                        None => lines.finish(),
                     }
                     continue;
                 }
-            };
-            let at_end = line.is_none();
-            if let Some((from, to)) = line {
-                let l = &carry[from..to];
-                if !l.iter().all(u8::is_ascii_whitespace) {
-                    if recipients.is_empty() {
-                        batch_start_line = line_no;
+                Next::End => true,
+                Next::Line(l) => {
+                    if !is_blank(l) {
+                        if recipients.is_empty() {
+                            batch_start_line = line_no;
+                        }
+                        recipients.push(
+                            parse_recipient(l, mode)
+                                .map_err(|e| anyhow!("{object} line {line_no}: {e}"))?,
+                        );
                     }
-                    recipients.push(
-                        parse_line(l, mode).with_context(|| format!("{object} line {line_no}"))?,
-                    );
+                    line_no += 1;
+                    false
                 }
-                line_no += 1;
-            }
+            };
+            // The file position of the next line.
+            let byte_pos = lines.position();
             if recipients.len() == batch_size || (at_end && !recipients.is_empty()) {
                 let batch = Batch {
                     id: BatchId::new(&campaign.id, campaign.round, file, batch_start_line),

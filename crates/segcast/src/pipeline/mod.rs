@@ -16,6 +16,7 @@ pub mod claim;
 pub mod control;
 pub mod deliver;
 pub mod diff_retry;
+pub mod export_file;
 pub mod extract;
 pub mod fanout;
 pub mod log_sink;

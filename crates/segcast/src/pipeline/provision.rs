@@ -39,7 +39,7 @@ pub async fn pubsub(ctx: &Ctx, handler_url: &str) -> anyhow::Result<()> {
             service_account: sa.clone(),
             audience: aud.clone(),
         },
-        (_, _, Some(token)) => PushAuth::SharedToken(token.clone()),
+        (_, _, Some(token)) => PushAuth::SharedToken(token.expose().to_owned()),
         _ => anyhow::bail!(
             "set SEGCAST_PUSH_TOKEN (local) or SEGCAST_PUSH_SERVICE_ACCOUNT and SEGCAST_PUSH_AUDIENCE"
         ),

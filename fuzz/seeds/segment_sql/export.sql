@@ -1,0 +1,1 @@
+EXPORT DATA OPTIONS(uri='gs://b/*') AS SELECT 1

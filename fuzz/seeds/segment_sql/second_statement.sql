@@ -1,0 +1,2 @@
+SELECT 1 -- c
+; DELETE FROM t WHERE true

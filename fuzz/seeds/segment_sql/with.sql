@@ -1,0 +1,1 @@
+WITH a AS (SELECT user_id, name FROM d.t /* c; */ WHERE x = r'\d{3};') SELECT * FROM a;
