@@ -134,7 +134,8 @@ resource "google_pubsub_subscription_iam_member" "log_sink" {
 # (local.channel_secrets_condition): no other secret in the project is reachable through them.
 #
 # Read: the delivery handler (issues the access tokens it sends with) and the scheduler (LINE's per-campaign
-# statistics, insight), from their environment or, for channels registered later, at run time.
+# statistics, insight), from their environment or, for channels registered later, at run time; and the console
+# (console_channel_secret_reader below).
 resource "google_project_iam_member" "channel_secret_readers" {
   for_each = toset(["delivery", "scheduler"])
 
@@ -149,9 +150,27 @@ resource "google_project_iam_member" "channel_secret_readers" {
   }
 }
 
-# Write, never read: the console stores the secret a marketer enters (create the secret if missing, add a
-# version) and never reads one back. roles/secretmanager.admin would do it but also reads every value and can
-# change the secrets' IAM (so grant itself reading); secretVersionManager lacks creation. So:
+# The console reads the channel secrets to issue channel access tokens for test sends and LINE's validate
+# endpoint (channels in line_channel_ids included, so they need no secret entered in the console). Same role
+# and condition as the delivery handler and scheduler: the channel secrets and no other secret (not the click
+# keys). Its code never returns or logs a secret value (the UI and API only say whether a channel has one).
+resource "google_project_iam_member" "console_channel_secret_reader" {
+  count = var.enable_console ? 1 : 0
+
+  project = var.project_id
+  role    = "roles/secretmanager.secretAccessor"
+  member  = "serviceAccount:${google_service_account.sa["console"].email}"
+
+  condition {
+    title       = "segcast LINE channel secrets"
+    description = "Only secrets named segcast-line-channel-*"
+    expression  = local.channel_secrets_condition
+  }
+}
+
+# Write: the console stores the secret an admin enters (create the secret if missing, add a version).
+# roles/secretmanager.admin would do it but also reads every secret's value and can change the secrets' IAM;
+# secretVersionManager lacks creation. So:
 # - creating a secret: a custom role holding only secretmanager.secrets.create. Creation is authorized on the
 #   project (the secret does not exist yet), where a condition on the secret's name cannot apply, so this
 #   grant is unconditioned; it reaches no existing secret (an empty new secret, no versions, no IAM).

@@ -66,8 +66,9 @@ locals {
 
   # Channels registered in the console keep their secret in Secret Manager as
   # segcast-line-channel-<ID>-secret (crates/segcast/src/line/secrets.rs; the name line_channel in secrets.tf
-  # uses too): the console writes it there, and the delivery handler and scheduler look a channel up there
-  # when their environment does not have it (SEGCAST_CHANNEL_SECRETS on all three).
+  # uses too): the console writes it there, and the delivery handler, the scheduler and the console (test
+  # sends, LINE's validate endpoint) look a channel up there when their environment does not have it
+  # (SEGCAST_CHANNEL_SECRETS on all three).
   channel_secret_store  = "secret-manager"
   channel_secret_prefix = "segcast-line-channel-"
   # The IAM condition that narrows the Secret Manager grants on those secrets to exactly them (IAM names a

@@ -156,7 +156,8 @@ module "click_redirect" {
 # Console: reachable only through the HTTPS load balancer, where IAP signs users in (console.tf); the code
 # checks IAP's signed header against SEGCAST_IAP_AUDIENCE (SEGCAST_CONSOLE_AUTH = iap). Who may do what is the
 # console's own user list (Datastore); console_admins are admins whatever it says, to add the first users.
-# Channel secrets entered in the console go to Secret Manager, which it may write but never read (iam.tf).
+# Channel secrets entered in the console go to Secret Manager; it reads the channel secrets (and only those,
+# iam.tf) to issue tokens for test sends and LINE's validate endpoint.
 # A handful of marketers: small.
 module "console" {
   source = "./modules/cloud_run_service"
@@ -188,5 +189,6 @@ module "console" {
   depends_on = [
     google_project_iam_member.console_channel_secret_create,
     google_project_iam_member.console_channel_secret_versions,
+    google_project_iam_member.console_channel_secret_reader,
   ]
 }

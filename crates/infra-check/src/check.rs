@@ -30,8 +30,9 @@ pub enum ChannelSecrets {
     Unused,
     /// Looks up channels its environment does not have (the token provider).
     Reads,
-    /// Stores the secrets entered in the console (creates the secret, adds versions), never reads them.
-    Writes,
+    /// Stores the secrets entered in the console (creates the secret, adds versions), and reads channel
+    /// secrets to issue the tokens of test sends and LINE's validate endpoint (the console).
+    ReadsAndWrites,
 }
 
 /// A Cloud Run service the code has a binary for.
@@ -110,7 +111,7 @@ pub const SERVICES: &[Service] = &[
             "SEGCAST_APPROVAL_THRESHOLD",
         ],
         secret_env: &[],
-        channel_secrets: ChannelSecrets::Writes,
+        channel_secrets: ChannelSecrets::ReadsAndWrites,
     },
 ];
 
@@ -474,8 +475,9 @@ fn permissions_of(model: &Model, role: &str) -> Vec<String> {
 }
 
 /// Channel secrets live where the console puts them, and each service can do there what its code does: the
-/// console creates and adds versions, the delivery handler and scheduler read, each by a project grant that
-/// reaches the channel secrets only; and the secrets terraform declares have the name the code looks for.
+/// console creates, adds versions and reads, the delivery handler and scheduler read, each by a project grant
+/// that reaches the channel secrets only (creation aside); and the secrets terraform declares have the name
+/// the code looks for.
 fn channel_secret_store(
     model: &Model,
     code: &Code,
@@ -518,8 +520,8 @@ fn channel_secret_store(
             format!(
                 "SEGCAST_CHANNEL_SECRETS must be secret-manager, not {:?}: the console keeps the secrets of the channels registered in it there, and {}",
                 s.line.channel_secrets,
-                if svc.channel_secrets == ChannelSecrets::Writes {
-                    "without it no channel can be given a secret"
+                if svc.channel_secrets == ChannelSecrets::ReadsAndWrites {
+                    "without it no channel can be given a secret, and test sends and validation have no credentials"
                 } else {
                     "without it this service has no credentials for them"
                 }
@@ -535,9 +537,10 @@ fn channel_secret_store(
     let needs: &[(&str, bool)] = match svc.channel_secrets {
         ChannelSecrets::Reads => &[("secretmanager.versions.access", true)],
         // Creation is authorized on the project, whose name no condition on a secret's name matches.
-        ChannelSecrets::Writes => &[
+        ChannelSecrets::ReadsAndWrites => &[
             ("secretmanager.secrets.create", false),
             ("secretmanager.versions.add", true),
+            ("secretmanager.versions.access", true),
         ],
         ChannelSecrets::Unused => &[],
     };
@@ -1215,6 +1218,61 @@ fn account_of(model: &Model, member: &str) -> Option<String> {
     Some(id.strip_prefix("segcast-").unwrap_or(id).to_owned())
 }
 
+/// An account restricted to the LINE channel secrets ([`roles::CHANNEL_SECRETS_ONLY`]: the console) reads
+/// them and nothing else, whatever the roles table says: a secret-reading grant must be the value reader
+/// ([`roles::VALUE_READER`] or a custom role reading values only), on the project with exactly the
+/// channel-secret condition or on a channel secret itself; never a role that reads any secret or widens its
+/// own access, never the click keys or another secret.
+fn channel_secrets_only(
+    model: &Model,
+    code: &Code,
+    r: &Resource,
+    account: &str,
+    condition: Option<&str>,
+    out: &mut Out,
+) {
+    let role = r.str("role").unwrap_or_default();
+    let rule = "the console may read the LINE channel secrets only (segcast-line-channel-*, to issue tokens for test sends and validation), never another secret such as the click-signing keys";
+    match roles::secret_reading(role, &permissions_of(model, role)) {
+        roles::SecretReading::No => {}
+        roles::SecretReading::Wider => out.add(
+            who(r),
+            format!("grants {role} to {account}, which can do more than read the values of the secrets it is granted on (read every secret, change IAM, or act as another account): {rule}"),
+        ),
+        roles::SecretReading::Values => {
+            let channel_condition = channel_secrets_condition(code);
+            let channel_secret = |id: &str| {
+                code.channel_secret_name
+                    .as_ref()
+                    .is_some_and(|(prefix, suffix)| {
+                        let id = last(id);
+                        id.len() > prefix.len() + suffix.len()
+                            && id.starts_with(prefix.as_str())
+                            && id.ends_with(suffix.as_str())
+                    })
+            };
+            let reach = match r.kind.as_str() {
+                "google_project_iam_member" => match condition {
+                    Some(c) if Some(c) == channel_condition.as_deref() => None,
+                    Some(c) => Some(format!("on the project with the condition {c}")),
+                    None => Some("on the project without a condition, so on every secret".to_owned()),
+                },
+                "google_secret_manager_secret_iam_member" => match r.str("secret_id") {
+                    Some(id) if channel_secret(id) => None,
+                    id => Some(format!("on secret {}", id.map(last).unwrap_or("(unknown)"))),
+                },
+                kind => Some(format!("on a {kind}")),
+            };
+            if let Some(reach) = reach {
+                out.add(
+                    who(r),
+                    format!("grants {role} to {account} {reach}: {rule}"),
+                );
+            }
+        }
+    }
+}
+
 fn iam(model: &Model, code: &Code, out: &mut Out) {
     let channel_condition = channel_secrets_condition(code);
     for r in model.resources.iter().filter(|r| r.mode == "resource") {
@@ -1294,13 +1352,8 @@ fn iam(model: &Model, code: &Code, out: &mut Out) {
                 );
                 continue;
             };
-            if roles::NO_SECRET_READS.contains(&account.as_str())
-                && roles::reads_secrets(role, &permissions_of(model, role))
-            {
-                out.add(
-                    &addr,
-                    format!("grants {role} to {account}, which could then read secret values: {account} must never read a secret (it only writes channel secrets)"),
-                );
+            if roles::CHANNEL_SECRETS_ONLY.contains(&account.as_str()) {
+                channel_secrets_only(model, code, r, &account, condition, out);
             }
             let Some(scope) = Scope::of_resource(kind) else {
                 out.add(

@@ -8,7 +8,8 @@
 //! the console's environment as `ConsoleSettings` reads it (IAP, segment datasets it may read), the channel
 //! secret store (`SEGCAST_CHANNEL_SECRETS`) with the permissions each service's code needs on it, every
 //! service account's roles, their conditions and custom roles against the reviewed tables ([`roles`]), that
-//! the console can never read a secret value, and no public access except to the click redirect.
+//! the console can read the LINE channel secrets and no other secret, and no public access except to the click
+//! redirect.
 //!
 //! `check` takes a model, so tests feed it mutated copies of the configuration ([`model::Sources::replace`]).
 

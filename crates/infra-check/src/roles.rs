@@ -106,10 +106,15 @@ pub fn custom_role_id(role: &str) -> Option<&str> {
         .map(|(_, id)| id)
 }
 
-/// Accounts that must never be able to read a secret's value, whatever the table says: the console writes
-/// channel secrets but has no use for reading them, and a console session must not be a way to get them
-/// (or the click-signing keys) back.
-pub const NO_SECRET_READS: &[&str] = &["console"];
+/// Accounts that may read the LINE channel secrets and no other secret, whatever the table says: the console
+/// reads channel secrets to issue channel access tokens (test sends, LINE's validate endpoint), so it may hold
+/// [`VALUE_READER`] on the project with the channel-secret condition (or on a channel secret itself), and
+/// nothing else that reads a secret: not the click-signing keys, not any other secret, and no role that could
+/// widen its own access (IAM changes, acting as another account).
+pub const CHANNEL_SECRETS_ONLY: &[&str] = &["console"];
+
+/// The one predefined role that reads secret values and does nothing else (`secretmanager.versions.access`).
+pub const VALUE_READER: &str = "roles/secretmanager.secretAccessor";
 
 /// Predefined roles that read secret values, or let their holder give itself that (IAM on the project or
 /// on secrets, acting as another service account).
@@ -312,7 +317,12 @@ pub const ROLES: &[Grant] = &[
     channel_secrets(
         "console",
         "roles/secretmanager.secretVersionAdder",
-        "stores the secret entered for a channel as a new version (secretmanager.versions.add only); it never reads one back (NO_SECRET_READS)",
+        "stores the secret entered for a channel as a new version (secretmanager.versions.add only)",
+    ),
+    channel_secrets(
+        "console",
+        "roles/secretmanager.secretAccessor",
+        "issues channel access tokens for test sends and LINE's validate endpoint, from the channel's secret (the channels in line_channel_ids too, so they need no secret entered in the console); the channel secrets only (CHANNEL_SECRETS_ONLY), never returned or logged by the console's code",
     ),
     // invoker identities
     g(
@@ -367,42 +377,109 @@ pub fn reviewed(account: &str, role: &str, scope: Scope) -> Option<&'static Gran
         .find(|g| g.account == account && g.role == role && g.scope == scope)
 }
 
-/// Whether a role (predefined, or custom with these permissions) can read secret values.
-pub fn reads_secrets(role: &str, custom_permissions: &[String]) -> bool {
-    READS_SECRETS.contains(&role)
-        || custom_permissions
-            .iter()
-            .any(|p| SECRET_READ_PERMISSIONS.contains(&p.as_str()))
+/// How a role (predefined, or custom with these permissions) reads secret values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretReading {
+    /// It cannot.
+    No,
+    /// It reads the values of the secrets it is granted on, and nothing more ([`VALUE_READER`], or a custom
+    /// role whose only reading permission is `secretmanager.versions.access`).
+    Values,
+    /// It reads every secret, or lets its holder give itself more (IAM changes, acting as another account).
+    Wider,
+}
+
+pub fn secret_reading(role: &str, custom_permissions: &[String]) -> SecretReading {
+    let custom: Vec<&str> = custom_permissions
+        .iter()
+        .map(String::as_str)
+        .filter(|p| SECRET_READ_PERMISSIONS.contains(p))
+        .collect();
+    if role != VALUE_READER && READS_SECRETS.contains(&role)
+        || custom.iter().any(|p| *p != "secretmanager.versions.access")
+    {
+        SecretReading::Wider
+    } else if role == VALUE_READER || !custom.is_empty() {
+        SecretReading::Values
+    } else {
+        SecretReading::No
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// The table itself gives no account that must not read secrets a way to read them.
     #[test]
-    fn the_table_lets_the_console_read_no_secret() {
+    fn secret_reading_roles_are_told_apart() {
+        let none: &[String] = &[];
+        let perms = |ps: &[&str]| ps.iter().map(|p| (*p).to_owned()).collect::<Vec<_>>();
+        assert_eq!(secret_reading(VALUE_READER, none), SecretReading::Values);
+        for wider in [
+            "roles/secretmanager.admin",
+            "roles/owner",
+            "roles/iam.serviceAccountTokenCreator",
+        ] {
+            assert_eq!(secret_reading(wider, none), SecretReading::Wider, "{wider}");
+        }
+        for no in [
+            "roles/secretmanager.secretVersionAdder",
+            "roles/secretmanager.viewer",
+        ] {
+            assert_eq!(secret_reading(no, none), SecretReading::No, "{no}");
+        }
+        let custom = "projects/p/roles/x";
+        assert_eq!(
+            secret_reading(custom, &perms(&["secretmanager.secrets.create"])),
+            SecretReading::No
+        );
+        assert_eq!(
+            secret_reading(custom, &perms(&["secretmanager.versions.access"])),
+            SecretReading::Values
+        );
+        assert_eq!(
+            secret_reading(
+                custom,
+                &perms(&[
+                    "secretmanager.versions.access",
+                    "secretmanager.secrets.setIamPolicy"
+                ])
+            ),
+            SecretReading::Wider
+        );
+    }
+
+    /// The table itself lets an account restricted to the channel secrets read them only: through the value
+    /// reader with the channel-secret condition, and no other secret-reading role.
+    #[test]
+    fn the_table_lets_the_console_read_channel_secrets_only() {
+        let mut reads = 0;
         for g in ROLES
             .iter()
-            .filter(|g| NO_SECRET_READS.contains(&g.account))
+            .filter(|g| CHANNEL_SECRETS_ONLY.contains(&g.account))
         {
             let custom: Vec<String> = custom_role_id(g.role)
                 .and_then(|id| CUSTOM_ROLES.iter().find(|c| c.id == id))
                 .map(|c| c.permissions.iter().map(|p| (*p).to_owned()).collect())
                 .unwrap_or_default();
-            assert!(
-                !reads_secrets(g.role, &custom),
-                "{} may hold {}, which reads secrets",
-                g.account,
-                g.role
-            );
-            assert!(
-                !secret_manager_permissions(g.role).contains(&"secretmanager.versions.access"),
-                "{} {}",
-                g.account,
-                g.role
-            );
+            match secret_reading(g.role, &custom) {
+                SecretReading::No => {}
+                SecretReading::Values => {
+                    assert_eq!(
+                        (g.scope, g.only),
+                        (Scope::Project, Only::ChannelSecrets),
+                        "{} may hold {} beyond the channel secrets",
+                        g.account,
+                        g.role
+                    );
+                    reads += 1;
+                }
+                SecretReading::Wider => {
+                    panic!("{} may hold {}, which reads any secret", g.account, g.role)
+                }
+            }
         }
+        assert_eq!(reads, 1, "the console reads channel secrets, once");
         for c in CUSTOM_ROLES {
             for p in c.permissions {
                 assert!(!SECRET_READ_PERMISSIONS.contains(p), "{} holds {p}", c.id);

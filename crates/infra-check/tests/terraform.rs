@@ -431,31 +431,101 @@ fn a_misspelt_environment_variable_is_caught() {
     caught(&src, "sets SEGCAST_FANOUT_RATES, which no code reads");
 }
 
-/// The console writes channel secrets but must never be able to read a secret value, whatever the roles
-/// table says: not through a reading role, nor a custom role that gains a reading permission.
+/// The console reads the LINE channel secrets (tokens for test sends and LINE's validate endpoint) and no
+/// other secret, whatever the roles table says: no unconditioned or wider-conditioned reading grant, no grant
+/// on the click keys, no role that reads any secret or widens its own access, no custom role gaining a
+/// reading permission. Each is broken on purpose here and must be caught.
 #[test]
-fn the_console_cannot_read_secret_values() {
+fn the_console_can_read_channel_secrets_only() {
+    const READER: &str = "resource \"google_project_iam_member\" \"console_channel_secret_reader\" {\n  count = var.enable_console ? 1 : 0\n\n  project = var.project_id\n  role    = \"roles/secretmanager.secretAccessor\"\n  member  = \"serviceAccount:${google_service_account.sa[\"console\"].email}\"\n";
+    const CONDITION: &str = "\n  condition {\n    title       = \"segcast LINE channel secrets\"\n    description = \"Only secrets named segcast-line-channel-*\"\n    expression  = local.channel_secrets_condition\n  }\n";
+    const RULE: &str = "the console may read the LINE channel secrets only";
+
+    // The real grant: the value reader, on the project, with the channel-secret condition.
+    let model = Model::from_sources(&sources()).unwrap();
+    let reader = model
+        .all("google_project_iam_member")
+        .find(|m| {
+            m.str("member")
+                == Some("serviceAccount:segcast-console@my-project.iam.gserviceaccount.com")
+                && m.str("role") == Some("roles/secretmanager.secretAccessor")
+        })
+        .expect("the console's channel-secret reader");
+    assert_eq!(
+        reader.at_str("/condition/0/expression"),
+        Some("resource.name.startsWith(\"projects/123456789012/secrets/segcast-line-channel-\")")
+    );
+
+    // Unconditioned: every secret in the project.
+    let mut src = sources();
+    src.replace("iam.tf", &format!("{READER}{CONDITION}"), READER);
+    let p = caught(
+        &src,
+        &format!(
+            "grants roles/secretmanager.secretAccessor to console on the project without a condition, so on every secret: {RULE}"
+        ),
+    );
+    assert!(
+        p.iter().any(|p| p
+            .to_string()
+            .contains("on the project to console without a condition")),
+        "the roles table's condition is checked too:\n{}",
+        show(&p)
+    );
+
+    // A condition wide enough for the click keys (segcast-click-keys).
     let mut src = sources();
     src.replace(
         "iam.tf",
-        "  for_each = toset([\"delivery\", \"scheduler\"])\n",
-        "  for_each = toset([\"delivery\", \"scheduler\", \"console\"])\n",
+        &format!("{READER}{CONDITION}"),
+        &format!(
+            "{READER}{}",
+            CONDITION.replace(
+                "local.channel_secrets_condition",
+                "\"resource.name.startsWith(\\\"projects/${local.project_number}/secrets/segcast-\\\")\""
+            )
+        ),
     );
     caught(
         &src,
-        "grants roles/secretmanager.secretAccessor to console, which could then read secret values",
+        &format!(
+            "grants roles/secretmanager.secretAccessor to console on the project with the condition resource.name.startsWith(\"projects/123456789012/secrets/segcast-\"): {RULE}"
+        ),
     );
+
+    // The click-signing keys themselves.
+    let mut src = sources();
+    src.replace(
+        "iam.tf",
+        "  for_each = toset([\"delivery\", \"click-redirect\"])\n",
+        "  for_each = toset([\"delivery\", \"click-redirect\", \"console\"])\n",
+    );
+    caught(
+        &src,
+        &format!(
+            "grants roles/secretmanager.secretAccessor to console on secret segcast-click-keys: {RULE}"
+        ),
+    );
+
+    // The create-only custom role gaining a reading permission: unconditioned, so every secret.
     let mut src = sources();
     src.replace(
         "iam.tf",
         "  permissions = [\"secretmanager.secrets.create\"]",
         "  permissions = [\"secretmanager.secrets.create\", \"secretmanager.versions.access\"]",
     );
-    caught(&src, "console must never read a secret");
+    caught(
+        &src,
+        &format!(
+            "grants projects/my-project/roles/segcastChannelSecretCreator to console on the project without a condition, so on every secret: {RULE}"
+        ),
+    );
     caught(
         &src,
         "holds secretmanager.versions.access, which the reviewed custom role segcastChannelSecretCreator does not",
     );
+
+    // A role that reads more than values (and changes the secrets' IAM), even with the condition.
     let mut src = sources();
     src.replace(
         "iam.tf",
@@ -464,7 +534,21 @@ fn the_console_cannot_read_secret_values() {
     );
     caught(
         &src,
-        "grants roles/secretmanager.admin to console, which could then read secret values",
+        &format!(
+            "grants roles/secretmanager.admin to console, which can do more than read the values of the secrets it is granted on (read every secret, change IAM, or act as another account): {RULE}"
+        ),
+    );
+
+    // And it does need to read them: without the grant, test sends and validation have no credentials.
+    let mut src = sources();
+    src.replace(
+        "iam.tf",
+        READER,
+        &READER.replace("secretAccessor", "viewer"),
+    );
+    caught(
+        &src,
+        "segcast-console): its code needs secretmanager.versions.access on the channel secrets",
     );
 }
 
