@@ -8,8 +8,9 @@
 //!   owner (local; there is no Secret Manager emulator).
 //! - unset: channels come only from the environment (`LINE_CHANNEL_<ID>_SECRET`, see [`super::token`]).
 //!
-//! A secret is written once per save and never read back by the console: the UI and API only say whether a
-//! channel has one.
+//! The console writes a secret when a channel is registered (after LINE accepted it) and reads it only to issue
+//! access tokens for test sends and LINE's validate endpoint; the UI and API only ever say whether a channel
+//! has one stored.
 
 use crate::domain::ChannelId;
 use crate::telemetry::Secret;
