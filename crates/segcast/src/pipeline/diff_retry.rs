@@ -77,7 +77,12 @@ pub async fn check(
         return Ok(RoundState::Advanced(Box::new(done)));
     }
     tracing::info!(campaign = %c.id, round = next, owed, "diff retry: next round");
+    // Already `retrying` when a scheduler was killed (or the campaign paused) while preparing this round:
+    // every step from here is idempotent, so it is simply done again.
     let retrying = advance(ds, &c.id, owner, c.status, lease, |x| {
+        if x.status == CampaignStatus::Retrying {
+            return Ok(());
+        }
         x.transition(CampaignStatus::Retrying, None)
     })
     .await?;

@@ -74,7 +74,10 @@ impl Verdict {
             ("accepted_not_targeted", json!(self.accepted_not_targeted)),
             ("line_requests", json!(self.line_requests)),
         ];
-        let fields: Vec<(&str, String)> = fields.into_iter().map(|(k, v)| (k, v.to_string())).collect();
+        let fields: Vec<(&str, String)> = fields
+            .into_iter()
+            .map(|(k, v)| (k, v.to_string()))
+            .collect();
         ordered(&fields)
     }
 }
@@ -168,12 +171,17 @@ pub async fn judge(
             v.delivered_not_accepted += 1;
         }
         if (!terminal || was_accepted != delivered) && samples.len() < 5 {
-            samples.push(format!("{user}: {outcome:?} {reason:?} accepted={was_accepted}"));
+            samples.push(format!(
+                "{user}: {outcome:?} {reason:?} accepted={was_accepted}"
+            ));
         }
     }
     v.accepted_not_targeted = accepted.len() as u64 - targets_accepted;
     if !samples.is_empty() {
-        eprintln!("   {} ({mode}): recipients in question, e.g. {samples:?}", c.id);
+        eprintln!(
+            "   {} ({mode}): recipients in question, e.g. {samples:?}",
+            c.id
+        );
     }
     Ok(v)
 }

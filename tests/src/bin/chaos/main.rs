@@ -41,7 +41,9 @@ use tokio::time::Instant;
 const PUSH_CHANNEL: &str = "1656000002";
 
 #[derive(Parser)]
-#[command(about = "segcast under faults: two campaigns, random crashes and LINE errors, judged at the end")]
+#[command(
+    about = "segcast under faults: two campaigns, random crashes and LINE errors, judged at the end"
+)]
 struct Args {
     /// The seed of the plan (default: drawn from the clock; printed first either way).
     #[arg(long)]
@@ -114,7 +116,10 @@ impl Proc {
             && let Some(status) = s.child.try_wait()?
         {
             self.unexpected_exits += 1;
-            events.note(&format!("{} exited on its own ({status}): restarting", self.name));
+            events.note(&format!(
+                "{} exited on its own ({status}): restarting",
+                self.name
+            ));
             self.svc = None;
             self.down_until = Some(Instant::now());
         }
@@ -217,7 +222,10 @@ async fn main() -> anyhow::Result<()> {
             ..EnvOptions::default()
         }
         .set("SEGCAST_FANOUT_RATE", args.fanout_rate)
-        .set(&format!("LINE_CHANNEL_{PUSH_CHANNEL}_SECRET"), CHANNEL_SECRET),
+        .set(
+            &format!("LINE_CHANNEL_{PUSH_CHANNEL}_SECRET"),
+            CHANNEL_SECRET,
+        ),
     )
     .await?;
     let ds = env.ctx.gcp.datastore.clone();
@@ -366,7 +374,10 @@ async fn main() -> anyhow::Result<()> {
                 _ => false,
             };
             if passed && !at_stage && !stage_seen.contains_key(k.stage) {
-                events.note(&format!("scheduler kill at {} skipped: stage not seen", k.stage));
+                events.note(&format!(
+                    "scheduler kill at {} skipped: stage not seen",
+                    k.stage
+                ));
                 sched_next += 1;
                 continue;
             }
@@ -559,7 +570,10 @@ async fn main() -> anyhow::Result<()> {
         ("seed", seed.to_string()),
         ("campaigns", format!("[{}]", campaigns.join(","))),
         ("chaos", chaos.to_string()),
-        ("elapsed_s", json!((elapsed_s * 10.0).round() / 10.0).to_string()),
+        (
+            "elapsed_s",
+            json!((elapsed_s * 10.0).round() / 10.0).to_string(),
+        ),
         ("pass", pass.to_string()),
     ]);
     std::fs::write(args.out.join("result.json"), format!("{line}\n"))?;
