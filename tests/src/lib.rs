@@ -306,6 +306,8 @@ impl TestEnv {
             lease: None,
             counts: CampaignCounts::default(),
             round_files: Vec::new(),
+            round_logged: 0,
+            round_progress_at: None,
             next_check_at: None,
             started_at: None,
             completed_at: None,

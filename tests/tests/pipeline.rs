@@ -761,3 +761,58 @@ async fn a_campaign_left_retrying_by_a_killed_scheduler_goes_on_to_its_next_roun
     assert_delivered_once(&env, id.as_str(), 2_000);
     env.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_round_whose_batches_pub_sub_lost_is_re_driven() {
+    // The round's batches are published, then lost by Pub/Sub: here the delivery subscriptions are deleted and
+    // created again with their backlog gone (an operator's re-apply; the emulator also gives up pushing a message
+    // whose push target was gone for a while). A round that stops progressing is re-driven: its batches that
+    // are not done are published again, and the campaign completes, each recipient once.
+    use segcast::pipeline::provision;
+    use segcast_e2e::{Service, free_port};
+    let port = free_port();
+    let opts = EnvOptions {
+        run_services: false,
+        handler_port: Some(port),
+        ..Default::default()
+    }
+    .set("SEGCAST_MULTICAST_BATCH", 500)
+    .set("SEGCAST_REDRIVE_SECONDS", 5);
+    let env = TestEnv::start_with(opts).await.unwrap();
+    let id = env
+        .campaign_for_users(2_000, text("hello"), false)
+        .await
+        .unwrap();
+    env.run_until(&id, "s", MINUTE, |c| c.status == CampaignStatus::Delivering)
+        .await
+        .unwrap();
+    let emulator = env
+        .vars
+        .iter()
+        .find(|(k, _)| k == "PUBSUB_EMULATOR_HOST")
+        .map(|(_, v)| v.clone())
+        .unwrap();
+    let http = reqwest::Client::new();
+    for i in 0..env.ctx.settings.delivery_topics {
+        let sub = env
+            .ctx
+            .gcp
+            .pubsub
+            .subscription_path(&env.ctx.settings.delivery_subscription(i));
+        let r = http
+            .delete(format!("http://{emulator}/v1/{sub}"))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "deleting {sub}: {}", r.status());
+    }
+    provision::pubsub(&env.ctx, &env.handler_url).await.unwrap();
+    let _handler = Service::spawn(&env, "segcast-delivery", &[("PORT", port.to_string())]).unwrap();
+    let c = env.run_to_end(&id, 2 * MINUTE).await.unwrap();
+    assert_eq!(
+        (c.status, c.counts.delivered, c.counts.failed),
+        (CampaignStatus::Completed, 2_000, 0)
+    );
+    assert_delivered_once(&env, id.as_str(), 2_000);
+    env.stop().await;
+}

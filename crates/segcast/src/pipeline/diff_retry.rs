@@ -89,6 +89,8 @@ pub async fn check(
     let files = super::extract::export_round(ctx, &retrying, next, &table).await?;
     let c = advance(ds, &c.id, owner, CampaignStatus::Retrying, lease, |x| {
         x.round = next;
+        x.round_logged = 0;
+        x.round_progress_at = None;
         x.counts.round_targets = owed;
         x.counts.round_batches = 0;
         x.round_files = files.clone();

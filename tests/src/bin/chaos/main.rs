@@ -20,7 +20,9 @@
 //!
 //! The fan-out is paced (`--fanout-rate`, batches per second) so that faults land during every stage, not
 //! after a fan-out of a few seconds; the scheduler's lease is 10 s so a killed scheduler's campaigns are taken
-//! over sooner. Everything else runs with segcast's defaults (LINE's rate limits enforced by the fake).
+//! over sooner; a stalled round is re-driven after 30 s (`--redrive-s`), since the Pub/Sub emulator gives up
+//! pushing a message after a few seconds of failures. Everything else runs with segcast's defaults (LINE's rate
+//! limits enforced by the fake).
 
 mod judge;
 mod plan;
@@ -57,6 +59,10 @@ struct Args {
     /// Fan-out pace in batches per second per campaign (0: unpaced).
     #[arg(long, default_value_t = 10)]
     fanout_rate: u32,
+    /// `SEGCAST_REDRIVE_SECONDS` of the scheduler: a round stalled this long is re-driven (the Pub/Sub emulator
+    /// stops retrying a push that failed for more than a few seconds, e.g. while the handler was down).
+    #[arg(long, default_value_t = 30)]
+    redrive_s: u64,
     /// Give up (and fail) when the campaigns have not completed after this many seconds.
     #[arg(long, default_value_t = 1500)]
     timeout_s: u64,
@@ -222,6 +228,7 @@ async fn main() -> anyhow::Result<()> {
             ..EnvOptions::default()
         }
         .set("SEGCAST_FANOUT_RATE", args.fanout_rate)
+        .set("SEGCAST_REDRIVE_SECONDS", args.redrive_s)
         .set(
             &format!("LINE_CHANNEL_{PUSH_CHANNEL}_SECRET"),
             CHANNEL_SECRET,
