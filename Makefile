@@ -5,7 +5,7 @@ export CARGO_TERM_COLOR ?= never
 # Tests share one local stack per test binary; a few campaigns at a time keep 2 cores and the emulators busy.
 TEST_THREADS ?= 4
 
-.PHONY: test demo bench memory fuzz install lint build stack-up stack-down
+.PHONY: test demo bench memory fuzz chaos install lint build stack-up stack-down
 
 ## test: install what is missing, lint, build, and run every test (unit, emulator integration, end to end).
 test: install lint build
@@ -32,6 +32,14 @@ memory: install
 FUZZ_SECONDS ?= 20
 fuzz:
 	./scripts/fuzz.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+## chaos: segcast's invariants under random faults on the local stack, release build (docs/reliability.md):
+## two campaigns (200,000 multicast + 20,000 push) while processes are killed and LINE fails; one JSON line.
+## SEED=N replays a run; CHAOS_ARGS="--multicast N --push N" changes the sizes. Not part of `make test`.
+RELEASE_DIR ?= $(or $(CARGO_TARGET_DIR),target)/release
+chaos: install
+	$(CARGO) build --release --workspace --bins
+	$(RELEASE_DIR)/segcast-chaos $(if $(SEED),--seed $(SEED)) $(CHAOS_ARGS)
 
 ## install: the project-local emulator environment (.local/); quick when already installed.
 install:

@@ -53,6 +53,8 @@ pub struct EnvOptions {
     pub line_url: Option<String>,
     /// The LINE channel to send on (default [`CHANNEL`]).
     pub channel: Option<String>,
+    /// Run the log sink in this process (else a `segcast-log-sink` child process is expected to).
+    pub log_sink: bool,
 }
 
 impl Default for EnvOptions {
@@ -64,6 +66,7 @@ impl Default for EnvOptions {
             handler_port: None,
             line_url: None,
             channel: None,
+            log_sink: true,
         }
     }
 }
@@ -173,8 +176,10 @@ impl TestEnv {
                     .await;
             }));
         }
-        for _ in 0..2 {
-            tasks.push(tokio::spawn(log_sink::run(ctx.clone(), stop.clone())));
+        if opts.log_sink {
+            for _ in 0..2 {
+                tasks.push(tokio::spawn(log_sink::run(ctx.clone(), stop.clone())));
+            }
         }
         vars.push((
             format!("LINE_CHANNEL_{channel}_SECRET"),
@@ -254,6 +259,20 @@ impl TestEnv {
         segment_sql: &str,
         dry_run: bool,
     ) -> anyhow::Result<CampaignId> {
+        self.campaign_on(&self.channel, messages, links, segment_sql, dry_run)
+            .await
+    }
+
+    /// [`TestEnv::campaign_with_links`] on another LINE channel (its credentials must be in [`TestEnv::vars`]
+    /// for child processes: `LINE_CHANNEL_<ID>_SECRET`, e.g. through [`EnvOptions::set`]).
+    pub async fn campaign_on(
+        &self,
+        channel: &ChannelId,
+        messages: serde_json::Value,
+        links: std::collections::BTreeMap<String, String>,
+        segment_sql: &str,
+        dry_run: bool,
+    ) -> anyhow::Result<CampaignId> {
         let ds = &self.ctx.gcp.datastore;
         let now = OffsetDateTime::now_utc();
         let messages = Messages::parse(&messages).map_err(|e| anyhow::anyhow!("content: {e:?}"))?;
@@ -280,7 +299,7 @@ impl TestEnv {
         ds.upsert(&content).await?;
         ds.upsert(&segment).await?;
         ds.upsert(&Channel {
-            id: self.channel.clone(),
+            id: channel.clone(),
             name: "test channel".into(),
             has_secret: false,
             updated_at: None,
@@ -292,7 +311,7 @@ impl TestEnv {
             name: "test campaign".into(),
             content_id: content.id,
             segment_id: segment.id,
-            channel_id: self.channel.clone(),
+            channel_id: channel.clone(),
             send_at: now,
             status: CampaignStatus::Draft,
             status_reason: None,
@@ -304,6 +323,8 @@ impl TestEnv {
             lease: None,
             counts: CampaignCounts::default(),
             round_files: Vec::new(),
+            round_logged: 0,
+            round_progress_at: None,
             next_check_at: None,
             started_at: None,
             completed_at: None,
@@ -511,7 +532,17 @@ impl Service {
         extra: &[(&str, String)],
         log: Option<&std::path::Path>,
     ) -> anyhow::Result<Self> {
-        let mut cmd = std::process::Command::new(workspace_bin(bin));
+        Self::spawn_program(env, &workspace_bin(bin), extra, log)
+    }
+
+    /// Like [`Service::spawn_logged`], running the program at `program` (e.g. a copy of a workspace binary).
+    pub fn spawn_program(
+        env: &TestEnv,
+        program: &std::path::Path,
+        extra: &[(&str, String)],
+        log: Option<&std::path::Path>,
+    ) -> anyhow::Result<Self> {
+        let mut cmd = std::process::Command::new(program);
         cmd.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("RUST_LOG", if log.is_some() { "info" } else { "warn" })

@@ -652,3 +652,167 @@ async fn a_test_send_delivers_the_content_to_listed_users_now_and_leaves_the_cam
     assert_eq!(env.fake().deliveries().len(), 1);
     env.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_redelivered_after_a_crash_into_429s_past_its_budget_never_resends_accepted_recipients()
+ {
+    // A handler is killed after LINE accepted part of its batches. The batches come back while LINE answers
+    // every send 429 for longer than a push's budget: the accepted requests' retries meet 429s too, which
+    // says nothing about the earlier attempt with the same retry key. They must not be logged `retryable`
+    // (a diff-retry round would send them again, with new keys): they stay unknown until LINE answers them.
+    use segcast_e2e::{Service, free_port};
+    let port = free_port();
+    let faults = Faults {
+        latency_ms: fake_line::Latency::fixed(400),
+        ..Faults::default()
+    };
+    let opts = EnvOptions {
+        fake_line: fake_line::Config {
+            faults,
+            ..Default::default()
+        },
+        run_services: false,
+        handler_port: Some(port),
+        ..Default::default()
+    }
+    .set("SEGCAST_PUSH_BUDGET_SECONDS", 3);
+    let env = TestEnv::start_with(opts).await.unwrap();
+    let id = env
+        .campaign_for_users(400, personalised(), false)
+        .await
+        .unwrap();
+    let handler =
+        || Service::spawn(&env, "segcast-delivery", &[("PORT", port.to_string())]).unwrap();
+    let mut first = handler();
+    env.run_until(&id, "s", MINUTE, |c| c.status == CampaignStatus::Delivering)
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + MINUTE;
+    while env.fake().stats().recipients_accepted < 50 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no delivery started"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    first.kill(); // kill -9: accepted requests neither logged nor acked
+    let accepted_at_kill = env.fake().stats().recipients_accepted;
+    assert!(accepted_at_kill < 400, "killed mid-batch");
+    // A 429 storm longer than the push budget, while Pub/Sub redelivers to a new handler.
+    env.fake().set_faults(Faults {
+        p_429_burst: 1.0,
+        burst_429_ms: 100,
+        ..Faults::default()
+    });
+    let _second = handler();
+    let storm_end = tokio::time::Instant::now() + Duration::from_secs(10);
+    env.run_until(&id, "s", MINUTE, |_| {
+        tokio::time::Instant::now() >= storm_end
+    })
+    .await
+    .unwrap();
+    env.fake().set_faults(Faults::default());
+    let c = env.run_to_end(&id, 3 * MINUTE).await.unwrap();
+    assert_eq!(
+        (c.status, c.counts.delivered, c.counts.failed),
+        (CampaignStatus::Completed, 400, 0)
+    );
+    assert_delivered_once(&env, id.as_str(), 400);
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_campaign_left_retrying_by_a_killed_scheduler_goes_on_to_its_next_round() {
+    // A scheduler moves a settled round to `retrying`, exports the owed recipients, then moves the campaign to
+    // the next round's fan-out. Killed in between (or paused there and resumed), it leaves the campaign in
+    // `retrying`: the next scheduler must carry on from there.
+    let env = rate_limited_env(2).await;
+    let id = env
+        .campaign_for_users(2_000, text("hello"), false)
+        .await
+        .unwrap();
+    env.run_until(&id, "s", 2 * MINUTE, |c| {
+        c.status == CampaignStatus::Delivering
+    })
+    .await
+    .unwrap();
+    // What the killed scheduler left: `retrying`, round 1, its lease gone.
+    env.ctx
+        .gcp
+        .datastore
+        .update::<segcast::domain::Campaign, _>(id.as_str(), |c| {
+            Ok(c.map(|mut c| {
+                c.status = CampaignStatus::Retrying;
+                c.lease = None;
+                c
+            }))
+        })
+        .await
+        .unwrap();
+    env.run_until(&id, "another-scheduler", 2 * MINUTE, |c| c.round == 2)
+        .await
+        .unwrap();
+    env.fake().set_faults(Faults::default());
+    let c = env.run_to_end(&id, 2 * MINUTE).await.unwrap();
+    assert_eq!(
+        (c.status, c.counts.delivered, c.counts.failed),
+        (CampaignStatus::Completed, 2_000, 0)
+    );
+    assert_delivered_once(&env, id.as_str(), 2_000);
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_round_whose_batches_pub_sub_lost_is_re_driven() {
+    // The round's batches are published, then lost by Pub/Sub: here the delivery subscriptions are deleted and
+    // created again with their backlog gone (an operator's re-apply; the emulator also gives up pushing a message
+    // whose push target was gone for a while). A round that stops progressing is re-driven: its batches that
+    // are not done are published again, and the campaign completes, each recipient once.
+    use segcast::pipeline::provision;
+    use segcast_e2e::{Service, free_port};
+    let port = free_port();
+    let opts = EnvOptions {
+        run_services: false,
+        handler_port: Some(port),
+        ..Default::default()
+    }
+    .set("SEGCAST_MULTICAST_BATCH", 500)
+    .set("SEGCAST_REDRIVE_SECONDS", 5);
+    let env = TestEnv::start_with(opts).await.unwrap();
+    let id = env
+        .campaign_for_users(2_000, text("hello"), false)
+        .await
+        .unwrap();
+    env.run_until(&id, "s", MINUTE, |c| c.status == CampaignStatus::Delivering)
+        .await
+        .unwrap();
+    let emulator = env
+        .vars
+        .iter()
+        .find(|(k, _)| k == "PUBSUB_EMULATOR_HOST")
+        .map(|(_, v)| v.clone())
+        .unwrap();
+    let http = reqwest::Client::new();
+    for i in 0..env.ctx.settings.delivery_topics {
+        let sub = env
+            .ctx
+            .gcp
+            .pubsub
+            .subscription_path(&env.ctx.settings.delivery_subscription(i));
+        let r = http
+            .delete(format!("http://{emulator}/v1/{sub}"))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "deleting {sub}: {}", r.status());
+    }
+    provision::pubsub(&env.ctx, &env.handler_url).await.unwrap();
+    let _handler = Service::spawn(&env, "segcast-delivery", &[("PORT", port.to_string())]).unwrap();
+    let c = env.run_to_end(&id, 2 * MINUTE).await.unwrap();
+    assert_eq!(
+        (c.status, c.counts.delivered, c.counts.failed),
+        (CampaignStatus::Completed, 2_000, 0)
+    );
+    assert_delivered_once(&env, id.as_str(), 2_000);
+    env.stop().await;
+}

@@ -163,6 +163,29 @@ impl Doc for BatchDone {
     }
 }
 
+/// Who has sent a batch to LINE. The first handling to send inserts it; any later handling (a redelivery after
+/// a crash or a `Retry`, a copy re-published by a resumed fan-out) marks it `contended` before it sends. A
+/// handling may log requests as `retryable` (not accepted: the next round sends them again, with new retry
+/// keys) only if it was the first and is still the only one, and it `seals` the batch with its rows in the same
+/// transaction: after that no handling sends the batch again; a later one re-publishes the sealed rows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BatchSends {
+    pub batch_id: String,
+    pub campaign_id: CampaignId,
+    /// Another handling has started sending this batch after the first.
+    pub contended: bool,
+    /// The batch's final log rows, `retryable` ones included, once a sole first handling sealed it.
+    #[serde(default)]
+    pub sealed: Option<Vec<crate::domain::DeliveryLogRow>>,
+}
+
+impl Doc for BatchSends {
+    const KIND: &'static str = "BatchSends";
+    fn key(&self) -> String {
+        self.batch_id.clone()
+    }
+}
+
 /// A batch that arrived while its campaign was paused; re-published on resume.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ParkedBatch {

@@ -85,6 +85,9 @@ pub struct DeliverySettings {
     pub fanout_rate: u32,
     /// Ack deadline given to the delivery subscriptions.
     pub ack_deadline: Duration,
+    /// A round whose logged recipients have not grown for this long is re-driven: the scheduler re-publishes
+    /// its batches that are not done (a batch Pub/Sub stopped delivering must not stall a campaign forever).
+    pub redrive_after: Duration,
     /// Shared secret that local Pub/Sub pushes carry (the emulator sends no OIDC token).
     pub push_token: Option<crate::telemetry::Secret>,
     /// OIDC audience expected on production pushes.
@@ -187,6 +190,11 @@ impl Settings {
                 push_budget,
                 fanout_rate: parse_num(&vars, "SEGCAST_FANOUT_RATE", 0u32)?,
                 ack_deadline,
+                redrive_after: Duration::from_secs(parse_num(
+                    &vars,
+                    "SEGCAST_REDRIVE_SECONDS",
+                    600u64,
+                )?),
                 push_token: get(&vars, "SEGCAST_PUSH_TOKEN").map(crate::telemetry::Secret::new),
                 push_audience: get(&vars, "SEGCAST_PUSH_AUDIENCE"),
                 push_service_account: get(&vars, "SEGCAST_PUSH_SERVICE_ACCOUNT"),

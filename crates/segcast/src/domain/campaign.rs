@@ -146,6 +146,13 @@ pub struct Campaign {
     /// Objects (in the export bucket) holding the current round's recipients, in fan-out order.
     #[serde(default)]
     pub round_files: Vec<String>,
+    /// Recipients of the current round logged when the scheduler last saw that number grow, and when: a round
+    /// that stops growing for `SEGCAST_REDRIVE_SECONDS` is re-driven.
+    #[serde(default)]
+    pub round_logged: u64,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub round_progress_at: Option<OffsetDateTime>,
     /// Not before this time does the scheduler look at the campaign again (backoff between rounds).
     #[serde(default, with = "time::serde::rfc3339::option")]
     #[schema(value_type = Option<String>, format = DateTime)]

@@ -86,6 +86,8 @@ pub async fn resume(ds: &Datastore, id: &CampaignId) -> anyhow::Result<Campaign>
         c.resumed_at = Some(OffsetDateTime::now_utc());
         c.lease = None;
         c.next_check_at = None;
+        // The time paused is not a stall of the round.
+        c.round_progress_at = None;
         Ok(())
     })
     .await

@@ -12,13 +12,21 @@
 //! 5. The definite outcomes are published to the delivery-log topic *before* the push is acknowledged, then the
 //!    batch is marked done. A crash anywhere in between means a redelivery, which re-sends the same keys
 //!    (409 -> delivered) and re-logs with the same log ids (deduplicated in BigQuery): never a second acceptance.
+//!
+//! A 429 only says that *this* attempt was not accepted. `retryable` (the next diff-retry round sends the
+//! recipients again, with new keys) is therefore logged only for a request that no earlier attempt can have
+//! delivered: every attempt of it in this handling was refused, and this handling is the batch's first and only
+//! one, which it proves by sealing the batch ([`BatchSends`]) before logging. Otherwise (a redelivery after a
+//! crash or a lost response, a concurrent copy) the request stays unknown and Pub/Sub brings the batch back
+//! until LINE answers its key (200, or 409: accepted before).
 
 use super::Ctx;
-use crate::catalog::{BatchDone, ParkedBatch};
+use crate::catalog::{BatchDone, BatchSends, ParkedBatch};
 use crate::click::links::Rewriter;
 use crate::domain::{
     Batch, Campaign, CampaignStatus, DeliveryLogRow, DeliveryMode, FailureReason, Outcome,
 };
+use crate::gcp::datastore::{Datastore, Inserted};
 use crate::line::{Endpoint, LineClient, SendOutcome};
 use futures::StreamExt;
 use serde_json::{Value, json};
@@ -151,11 +159,14 @@ fn requests(batch: &Batch, links: Option<&Rewriter>) -> Vec<Request> {
     }
 }
 
+/// Sends one request until LINE's answer is definite or the deadline passes. `maybe_accepted`: an earlier
+/// handling of the batch may have sent this request (and LINE may have accepted it).
 async fn send_until_definite(
     line: &LineClient,
     batch: &Batch,
     req: Request,
     deadline: Instant,
+    mut maybe_accepted: bool,
 ) -> Settled {
     let key = batch.retry_key(&req.part);
     let key_s = key.to_string();
@@ -206,8 +217,16 @@ async fn send_until_definite(
                 );
             }
             SendOutcome::QuotaExhausted { .. } => return Settled::Quota,
+            SendOutcome::RateLimited if out_of_time && maybe_accepted => {
+                // This attempt was refused, but an earlier one with the same key may have been accepted.
+                return Settled::Unknown(
+                    "rate limited (429) past the budget after an attempt whose outcome is unknown"
+                        .into(),
+                );
+            }
             SendOutcome::RateLimited if out_of_time => {
-                // A 429 is a definite "not accepted": the next diff-retry round may send it with a new key.
+                // Every attempt was refused: the next diff-retry round may send it with a new key, once the
+                // batch is sealed (see `send`).
                 return row(
                     Outcome::Retryable,
                     Some(FailureReason::RateLimited),
@@ -217,9 +236,11 @@ async fn send_until_definite(
                 );
             }
             SendOutcome::Unknown { detail } if out_of_time => return Settled::Unknown(detail),
-            SendOutcome::RateLimited | SendOutcome::Unknown { .. } => {
+            SendOutcome::Unknown { .. } => {
+                maybe_accepted = true;
                 tokio::time::sleep(wait).await
             }
+            SendOutcome::RateLimited => tokio::time::sleep(wait).await,
         }
     }
 }
@@ -353,6 +374,81 @@ async fn park(
     Ok(Disposition::Ack(why))
 }
 
+/// How a handling starts sending a batch (see [`BatchSends`]).
+enum Start {
+    /// The first handling to send it.
+    First,
+    /// An earlier handling has sent (some of) it: any of its requests may have been accepted.
+    Again,
+    /// A sole first handling sealed it with these rows: nothing is sent again.
+    Sealed(Vec<DeliveryLogRow>),
+}
+
+async fn start_sending(ds: &Datastore, batch: &Batch) -> anyhow::Result<Start> {
+    let fresh = BatchSends {
+        batch_id: batch.id.to_string(),
+        campaign_id: batch.campaign_id.clone(),
+        contended: false,
+        sealed: None,
+    };
+    if matches!(ds.insert(&fresh).await?, Inserted::New) {
+        return Ok(Start::First);
+    }
+    let mut sealed = None;
+    ds.update::<BatchSends, _>(batch.id.as_str(), |current| {
+        let mut s = current.unwrap_or_else(|| fresh.clone());
+        sealed = s.sealed.clone();
+        if sealed.is_some() {
+            return Ok(None);
+        }
+        s.contended = true;
+        Ok(Some(s))
+    })
+    .await?;
+    Ok(sealed.map_or(Start::Again, Start::Sealed))
+}
+
+/// Seals the batch with its final `rows` if this (first) handling is still the only one to have sent it.
+async fn seal(ds: &Datastore, batch: &Batch, rows: &[DeliveryLogRow]) -> anyhow::Result<bool> {
+    let written = ds
+        .update::<BatchSends, _>(batch.id.as_str(), |current| {
+            Ok(current
+                .filter(|s| !s.contended && s.sealed.is_none())
+                .map(|s| BatchSends {
+                    sealed: Some(rows.to_vec()),
+                    ..s
+                }))
+        })
+        .await?;
+    Ok(written.is_some())
+}
+
+/// A `failed/outcome_unknown` row for the recipients of `batch` that `rows` do not settle (a dead-lettered
+/// batch's last handling gives up on them: reported, never re-sent with a new key).
+fn unknown_row(batch: &Batch, rows: &[DeliveryLogRow], detail: &str) -> DeliveryLogRow {
+    let done: std::collections::HashSet<&String> =
+        rows.iter().flat_map(|r| r.recipients.iter()).collect();
+    let left: Vec<String> = batch
+        .recipients
+        .iter()
+        .map(|r| r.user_id.to_string())
+        .filter(|u| !done.contains(u))
+        .collect();
+    let key = format!("{}:dead-lettered", batch.id);
+    log_row(
+        batch,
+        "none",
+        &key,
+        None,
+        left,
+        Outcome::Failed,
+        Some(FailureReason::OutcomeUnknown),
+        None,
+        None,
+        Some(detail.to_owned()),
+    )
+}
+
 async fn send(
     ctx: &Ctx,
     line: &LineClient,
@@ -363,20 +459,35 @@ async fn send(
         Ok(l) => l,
         Err(d) => return Ok(d),
     };
+    let ds = &ctx.gcp.datastore;
+    let first = match start_sending(ds, &batch).await? {
+        Start::First => true,
+        Start::Again => false,
+        Start::Sealed(rows) => {
+            finish(ctx, &batch, rows).await?;
+            return Ok(Disposition::Ack(
+                "sealed by an earlier handling; logs re-published",
+            ));
+        }
+    };
     let deadline = Instant::now() + ctx.settings.delivery.push_budget;
     let sent_at = OffsetDateTime::now_utc();
     let concurrency = ctx.settings.delivery.batch_concurrency;
     let settled: Vec<Settled> = futures::stream::iter(requests(&batch, links.as_ref()))
-        .map(|req| send_until_definite(line, &batch, req, deadline))
+        .map(|req| send_until_definite(line, &batch, req, deadline, !first))
         .buffer_unordered(concurrency)
         .collect()
         .await;
-    let mut rows = Vec::new();
+    // `truths`: delivered or failed for good, whatever happens to the batch next. `retryable`: final only once
+    // the batch is sealed.
+    let mut truths = Vec::new();
+    let mut retryable = Vec::new();
     let mut unknown = Vec::new();
     let mut quota = false;
     for s in settled {
         match s {
-            Settled::Row(r) => rows.push(*r),
+            Settled::Row(r) if r.outcome == Outcome::Retryable => retryable.push(*r),
+            Settled::Row(r) => truths.push(*r),
             Settled::Quota => quota = true,
             Settled::Unknown(d) => unknown.push(d),
         }
@@ -384,8 +495,7 @@ async fn send(
     if quota {
         // Log what LINE did accept, then stop the campaign and keep the batch for when it resumes: re-sending
         // it then repeats the same keys, so the accepted requests come back as 409 (delivered), not twice.
-        publish_rows(ctx, &rows).await?;
-        let ds = &ctx.gcp.datastore;
+        publish_rows(ctx, &truths).await?;
         if !super::control::pause_for_quota(ds, &batch.campaign_id, sent_at).await? {
             // Resumed since this batch went out (the quota was raised): send it again.
             return Ok(Disposition::Retry(
@@ -396,38 +506,38 @@ async fn send(
         return park(ds, &batch, "quota exhausted; parked").await;
     }
     if !unknown.is_empty() && !last_attempt {
-        publish_rows(ctx, &rows).await?;
+        publish_rows(ctx, &truths).await?;
         return Ok(Disposition::Retry(format!(
             "{} request(s) with unknown outcome: {}",
             unknown.len(),
             unknown[0]
         )));
     }
+    let mut rows = truths;
+    let n_retryable = retryable.len();
+    rows.extend(retryable);
     if !unknown.is_empty() {
         // Dead-lettered: settle what is still unknown as failed, with the reason.
-        let done: std::collections::HashSet<String> = rows
-            .iter()
-            .flat_map(|r| r.recipients.iter().cloned())
-            .collect();
-        let left: Vec<String> = batch
-            .recipients
-            .iter()
-            .map(|r| r.user_id.to_string())
-            .filter(|u| !done.contains(u))
-            .collect();
-        let key = format!("{}:dead-lettered", batch.id);
-        rows.push(log_row(
+        let row = unknown_row(&batch, &rows, &unknown[0]);
+        rows.push(row);
+    }
+    if n_retryable > 0 && !seal(ds, &batch, &rows).await? {
+        // Another handling has sent this batch too: the refused requests may be accepted by it (or were, by an
+        // earlier one). They are not retryable.
+        rows.retain(|r| r.outcome != Outcome::Retryable);
+        if !last_attempt {
+            publish_rows(ctx, &rows).await?;
+            return Ok(Disposition::Retry(format!(
+                "{n_retryable} request(s) rate-limited past the budget while another handling sent this batch"
+            )));
+        }
+        rows.retain(|r| r.reason != Some(FailureReason::OutcomeUnknown));
+        let row = unknown_row(
             &batch,
-            "none",
-            &key,
-            None,
-            left,
-            Outcome::Failed,
-            Some(FailureReason::OutcomeUnknown),
-            None,
-            None,
-            Some(unknown[0].clone()),
-        ));
+            &rows,
+            "rate limited past the budget; another handling sent this batch",
+        );
+        rows.push(row);
     }
     finish(ctx, &batch, rows).await?;
     Ok(Disposition::Ack("sent"))

@@ -77,13 +77,20 @@ pub async fn check(
         return Ok(RoundState::Advanced(Box::new(done)));
     }
     tracing::info!(campaign = %c.id, round = next, owed, "diff retry: next round");
+    // Already `retrying` when a scheduler was killed (or the campaign paused) while preparing this round:
+    // every step from here is idempotent, so it is simply done again.
     let retrying = advance(ds, &c.id, owner, c.status, lease, |x| {
+        if x.status == CampaignStatus::Retrying {
+            return Ok(());
+        }
         x.transition(CampaignStatus::Retrying, None)
     })
     .await?;
     let files = super::extract::export_round(ctx, &retrying, next, &table).await?;
     let c = advance(ds, &c.id, owner, CampaignStatus::Retrying, lease, |x| {
         x.round = next;
+        x.round_logged = 0;
+        x.round_progress_at = None;
         x.counts.round_targets = owed;
         x.counts.round_batches = 0;
         x.round_files = files.clone();

@@ -72,6 +72,137 @@ impl Pending {
     }
 }
 
+/// How a campaign's recipients are batched: the mode, the batch size and the messages every batch carries.
+async fn batching(
+    ctx: &Ctx,
+    campaign: &Campaign,
+) -> anyhow::Result<(DeliveryMode, usize, Vec<serde_json::Value>)> {
+    let content: Content = ctx
+        .gcp
+        .datastore
+        .get(campaign.content_id.as_str())
+        .await?
+        .ok_or_else(|| {
+            anyhow!(
+                "content {} of campaign {} does not exist",
+                campaign.content_id,
+                campaign.id
+            )
+        })?;
+    let mode = if content.messages.is_personalized() {
+        DeliveryMode::Push
+    } else {
+        DeliveryMode::Multicast
+    };
+    let batch_size = match mode {
+        DeliveryMode::Multicast => ctx.settings.delivery.multicast_batch,
+        DeliveryMode::Push => ctx.settings.delivery.push_batch,
+    };
+    Ok((mode, batch_size, content.messages.as_slice().to_vec()))
+}
+
+/// Batches looked up and re-published together by [`redrive`] (bounds its memory).
+const REDRIVE_GROUP: usize = 20;
+
+/// Re-publishes the batches of the campaign's current round that are not done: a round that has stopped
+/// progressing (a batch that Pub/Sub gave up delivering, e.g. after its push target was gone for a while) must
+/// not stall the campaign forever. The batches are rebuilt from the round's files exactly as the fan-out built
+/// them (same ids, recipients and retry keys), so a copy still alive in Pub/Sub is harmless: the handlers'
+/// dedupe and LINE's retry keys make the second one a no-op. Returns (batches re-published, batches in the round).
+pub async fn redrive(ctx: &Ctx, campaign: &Campaign) -> anyhow::Result<(u64, u64)> {
+    let (mode, batch_size, messages) = batching(ctx, campaign).await?;
+    let mut group: Vec<Batch> = Vec::with_capacity(REDRIVE_GROUP);
+    let (mut total, mut published) = (0u64, 0u64);
+    for (file, object) in campaign.round_files.iter().enumerate() {
+        let mut reader = ctx.gcp.storage.read_from(object, 0).await?;
+        // The same lines, blank-line rule and batch boundaries as `run` (which restarts at checkpoints, always
+        // on batch boundaries), read the same bounded way.
+        let mut lines = LineSplitter::new(0);
+        let mut line_no = 0u64;
+        let mut recipients: Vec<Recipient> = Vec::with_capacity(batch_size);
+        let mut batch_start_line = 0u64;
+        loop {
+            let next = lines
+                .next_line()
+                .map_err(|e| anyhow!("{object} line {line_no}: {e}"))?;
+            let at_end = match next {
+                Next::NeedMore => {
+                    match reader.next_chunk().await {
+                        Some(chunk) => lines.push(&chunk?),
+                        None => lines.finish(),
+                    }
+                    continue;
+                }
+                Next::End => true,
+                Next::Line(l) => {
+                    if !is_blank(l) {
+                        if recipients.is_empty() {
+                            batch_start_line = line_no;
+                        }
+                        recipients.push(
+                            parse_recipient(l, mode)
+                                .map_err(|e| anyhow!("{object} line {line_no}: {e}"))?,
+                        );
+                    }
+                    line_no += 1;
+                    false
+                }
+            };
+            if recipients.len() == batch_size || (at_end && !recipients.is_empty()) {
+                group.push(Batch {
+                    id: BatchId::new(&campaign.id, campaign.round, file, batch_start_line),
+                    campaign_id: campaign.id.clone(),
+                    round: campaign.round,
+                    channel_id: campaign.channel_id.clone(),
+                    mode,
+                    dry_run: campaign.dry_run,
+                    messages: messages.clone(),
+                    recipients: std::mem::take(&mut recipients),
+                });
+                total += 1;
+                if group.len() == REDRIVE_GROUP {
+                    published += republish_undone(ctx, &mut group, published).await?;
+                }
+            }
+            if at_end {
+                break;
+            }
+        }
+    }
+    published += republish_undone(ctx, &mut group, published).await?;
+    Ok((published, total))
+}
+
+/// Publishes the batches of `group` that have no `BatchDone`, and empties it. `so_far` spreads them over the
+/// delivery topics.
+async fn republish_undone(ctx: &Ctx, group: &mut Vec<Batch>, so_far: u64) -> anyhow::Result<u64> {
+    let ids: Vec<String> = group.iter().map(|b| b.id.to_string()).collect();
+    let done = ctx
+        .gcp
+        .datastore
+        .get_many::<crate::catalog::BatchDone>(&ids)
+        .await?;
+    let mut n = 0u64;
+    for batch in group
+        .drain(..)
+        .filter(|b| !done.contains_key(b.id.as_str()))
+    {
+        let topic = ctx
+            .settings
+            .delivery_topic(((so_far + n) % ctx.settings.delivery_topics as u64) as usize);
+        ctx.gcp
+            .pubsub
+            .publish(
+                &topic,
+                serde_json::to_vec(&batch).context("encoding a batch")?,
+                &[("batch_id", batch.id.to_string())],
+            )
+            .await?;
+        n += 1;
+    }
+    Ok(n)
+}
+
 pub async fn run(
     ctx: &Ctx,
     campaign: &Campaign,
@@ -85,22 +216,7 @@ pub async fn run(
         key: key.clone(),
         ..Default::default()
     });
-    let content: Content = ds.get(campaign.content_id.as_str()).await?.ok_or_else(|| {
-        anyhow!(
-            "content {} of campaign {} does not exist",
-            campaign.content_id,
-            campaign.id
-        )
-    })?;
-    let mode = if content.messages.is_personalized() {
-        DeliveryMode::Push
-    } else {
-        DeliveryMode::Multicast
-    };
-    let batch_size = match mode {
-        DeliveryMode::Multicast => ctx.settings.delivery.multicast_batch,
-        DeliveryMode::Push => ctx.settings.delivery.push_batch,
-    };
+    let (mode, batch_size, messages) = batching(ctx, campaign).await?;
     let topics = ctx.settings.delivery_topics;
     let mut publishers = Vec::with_capacity(topics);
     for i in 0..topics {
@@ -111,7 +227,6 @@ pub async fn run(
                 .await?,
         );
     }
-    let messages = content.messages.as_slice().to_vec();
     if ckpt.batches > 0 && !ckpt.done {
         tracing::info!(campaign = %campaign.id, batches = ckpt.batches, "fan-out resumes from its checkpoint");
         ckpt.resumed_at.push(ckpt.batches);

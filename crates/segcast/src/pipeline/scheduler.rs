@@ -117,8 +117,27 @@ async fn drive(
                     Ok(RoundState::Waiting { settled, expected }) => {
                         tracing::debug!(campaign = %c.id, settled, expected, "round in progress");
                         tokio::time::sleep(opts.poll).await;
-                        // Renew the lease (and notice a pause or cancel) while waiting.
-                        claim::advance(ds, &c.id, owner, c.status, lease, |_| Ok(())).await
+                        let now = OffsetDateTime::now_utc();
+                        let stalled = settled == c.round_logged
+                            && c.round_progress_at
+                                .is_some_and(|t| now - t >= ctx.settings.delivery.redrive_after);
+                        if stalled {
+                            let (published, batches) = fanout::redrive(ctx, &c).await?;
+                            tracing::warn!(
+                                campaign = %c.id, round = c.round, settled, expected, published, batches,
+                                "round stalled: re-published its batches that are not done"
+                            );
+                        }
+                        // Renew the lease (and notice a pause or cancel) while waiting; note progress.
+                        claim::advance(ds, &c.id, owner, c.status, lease, |x| {
+                            if stalled || x.round_logged != settled || x.round_progress_at.is_none()
+                            {
+                                x.round_logged = settled;
+                                x.round_progress_at = Some(now);
+                            }
+                            Ok(())
+                        })
+                        .await
                     }
                     Err(e) => Err(e),
                 }
