@@ -300,7 +300,13 @@ fn text_length_counts_utf16_units() {
     assert_single(
         json!([{"type": "text", "text": "a".repeat(max + 1)}]),
         "messages[0].text",
-        "between 0 and 5000",
+        "between 1 and 5000",
+    );
+    // LINE refuses an empty text too.
+    assert_single(
+        json!([{"type": "text", "text": ""}]),
+        "messages[0].text",
+        "between 1 and 5000",
     );
     // An emoji outside the BMP is one char but two UTF-16 units.
     let emoji = "😀";

@@ -107,41 +107,74 @@ fn without_strings_and_comments(sql: &str) -> String {
     out
 }
 
-/// Tables the SQL reads, as written after `FROM`/`JOIN` (and comma joins): `dataset.table` or
-/// `project.dataset.table`, backticks removed. One-part names (CTEs, `UNNEST`) are left out. A pre-check only:
-/// in production the dry run's `referencedTables` is checked too.
+/// Tables the SQL reads, as written after `FROM`/`JOIN` and after each comma of a `FROM` clause (comma joins,
+/// also after a `JOIN ... ON ...`): `dataset.table` or `project.dataset.table`, backticks removed. One-part names
+/// (CTEs) and `UNNEST(...)`/subqueries are left out. A pre-check only: in production the dry run's
+/// `referencedTables` is checked too.
 pub fn referenced_tables(sql: &str) -> Vec<String> {
     use std::sync::OnceLock;
-    static FROM: OnceLock<regex::Regex> = OnceLock::new();
-    static NEXT: OnceLock<regex::Regex> = OnceLock::new();
-    let reference = r"(`[^`]+`|[A-Za-z_][\w-]*(?:\s*\.\s*`?[\w-]+`?){1,2})";
-    let from = FROM.get_or_init(|| {
-        regex::Regex::new(&format!(r"(?i)\b(?:from|join)\s+{reference}")).expect("regex")
-    });
-    let next = NEXT.get_or_init(|| {
-        regex::Regex::new(&format!(
-            r"(?i)^(?:\s+(?:as\s+)?[A-Za-z_]\w*)?\s*,\s*{reference}"
-        ))
+    static TOKEN: OnceLock<regex::Regex> = OnceLock::new();
+    let token = TOKEN.get_or_init(|| {
+        regex::Regex::new(
+            r"`[^`]*`(?:\s*\.\s*(?:`[^`]*`|[\w-]+))*|[A-Za-z_][\w-]*(?:\s*\.\s*(?:`[^`]*`|[\w-]+))*|[(),]",
+        )
         .expect("regex")
     });
+    const ENDS_FROM: &[&str] = &[
+        "where",
+        "group",
+        "having",
+        "qualify",
+        "window",
+        "order",
+        "limit",
+        "union",
+        "intersect",
+        "except",
+        "select",
+    ];
     let clean = without_strings_and_comments(sql);
     let mut out = Vec::new();
-    for m in from.captures_iter(&clean) {
-        let whole = m.get(0).expect("match");
-        let mut push = |r: &str| {
-            let name: String = r
-                .chars()
-                .filter(|c| *c != '`' && !c.is_whitespace())
-                .collect();
-            if name.contains('.') {
-                out.push(name);
+    // Per parenthesis depth: whether a FROM clause is open there.
+    let mut in_from = vec![false];
+    let mut expect_table = false;
+    for m in token.find_iter(&clean) {
+        let t = m.as_str();
+        match t {
+            "(" => {
+                in_from.push(false);
+                expect_table = false;
             }
-        };
-        push(&m[1]);
-        let mut rest = &clean[whole.end()..];
-        while let Some(n) = next.captures(rest) {
-            push(&n[1]);
-            rest = &rest[n.get(0).expect("match").end()..];
+            ")" => {
+                if in_from.len() > 1 {
+                    in_from.pop();
+                }
+                expect_table = false;
+            }
+            "," => {
+                if *in_from.last().expect("depth") {
+                    expect_table = true;
+                }
+            }
+            word => {
+                let lower = word.to_ascii_lowercase();
+                if lower == "from" || lower == "join" {
+                    *in_from.last_mut().expect("depth") = true;
+                    expect_table = true;
+                } else if ENDS_FROM.contains(&lower.as_str()) {
+                    *in_from.last_mut().expect("depth") = false;
+                    expect_table = false;
+                } else if expect_table {
+                    expect_table = false;
+                    let name: String = word
+                        .chars()
+                        .filter(|c| *c != '`' && !c.is_whitespace())
+                        .collect();
+                    if name.contains('.') {
+                        out.push(name);
+                    }
+                }
+            }
         }
     }
     out
