@@ -816,3 +816,41 @@ async fn a_round_whose_batches_pub_sub_lost_is_re_driven() {
     assert_delivered_once(&env, id.as_str(), 2_000);
     env.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parked_batches_beyond_what_one_datastore_response_holds_are_all_found() {
+    // A big campaign paused (or out of quota) while its batches keep arriving parks many of them, each with its
+    // recipients: 60 multicast batches of 2,000 are ~6 MB, more than one Datastore response may hold (4 MB).
+    // The scheduler must still find every one to re-publish on resume (it read them in one query, failed every
+    // tick, and the campaign never resumed).
+    use segcast::catalog::ParkedBatch;
+    let env = TestEnv::start().await.unwrap();
+    let id = env
+        .campaign_for_users(10, text("hello"), false)
+        .await
+        .unwrap();
+    let ds = &env.ctx.gcp.datastore;
+    for b in 0..60u64 {
+        let recipients = (0..2_000u64)
+            .map(|n| Recipient {
+                user_id: UserId::parse(&format!("U{:032x}", b * 2_000 + n)).unwrap(),
+                attrs: None,
+            })
+            .collect();
+        let batch = Batch {
+            id: BatchId::new(&id, 1, 0, b * 2_000),
+            campaign_id: id.clone(),
+            round: 1,
+            channel_id: env.channel.clone(),
+            mode: DeliveryMode::Multicast,
+            dry_run: false,
+            messages: text("hello").as_array().unwrap().clone(),
+            recipients,
+        };
+        ds.upsert(&ParkedBatch { batch }).await.unwrap();
+    }
+    let parked = control::parked(ds, &id).await.unwrap();
+    assert_eq!(parked.len(), 60);
+    assert_eq!(control::parked_ids(ds, &id).await.unwrap().len(), 60);
+    env.stop().await;
+}

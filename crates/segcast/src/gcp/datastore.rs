@@ -237,6 +237,79 @@ impl Datastore {
             .map_err(|s| anyhow!("Datastore delete of {}: {s}", T::KIND))
     }
 
+    /// The keys of the entities of `T` whose indexed `property` equals `value` (a keys-only query: for kinds whose
+    /// entities are large, which are then read a few at a time with [`Datastore::get_many`]; a query returning
+    /// them whole can exceed the 4 MB a response may hold).
+    pub async fn query_keys_eq<T: Doc>(
+        &self,
+        property: &str,
+        value: Indexed,
+    ) -> anyhow::Result<Vec<String>> {
+        let filter = ds::Filter {
+            filter_type: Some(ds::filter::FilterType::PropertyFilter(ds::PropertyFilter {
+                property: Some(ds::PropertyReference {
+                    name: property.to_owned(),
+                }),
+                op: ds::property_filter::Operator::Equal as i32,
+                value: Some(value.to_value()),
+            })),
+        };
+        let mut out = Vec::new();
+        let mut cursor: Vec<u8> = Vec::new();
+        loop {
+            let query = ds::Query {
+                kind: vec![ds::KindExpression {
+                    name: T::KIND.to_owned(),
+                }],
+                projection: vec![ds::Projection {
+                    property: Some(ds::PropertyReference {
+                        name: "__key__".to_owned(),
+                    }),
+                }],
+                filter: Some(filter.clone()),
+                start_cursor: cursor.clone(),
+                limit: Some(500),
+                ..Default::default()
+            };
+            let resp = self
+                .client()
+                .run_query(ds::RunQueryRequest {
+                    project_id: self.project.clone(),
+                    partition_id: Some(ds::PartitionId {
+                        project_id: self.project.clone(),
+                        namespace_id: self.namespace.clone(),
+                        ..Default::default()
+                    }),
+                    query_type: Some(ds::run_query_request::QueryType::Query(query)),
+                    ..Default::default()
+                })
+                .await
+                .with_context(|| format!("Datastore keys query of {}", T::KIND))?
+                .into_inner();
+            let Some(batch) = resp.batch else { break };
+            let n = batch.entity_results.len();
+            for r in &batch.entity_results {
+                let name = r
+                    .entity
+                    .as_ref()
+                    .and_then(|e| e.key.as_ref())
+                    .and_then(|k| k.path.last())
+                    .and_then(|p| match &p.id_type {
+                        Some(ds::key::path_element::IdType::Name(n)) => Some(n.clone()),
+                        _ => None,
+                    });
+                out.extend(name);
+            }
+            let more =
+                batch.more_results == ds::query_result_batch::MoreResultsType::NotFinished as i32;
+            if n == 0 || !more {
+                break;
+            }
+            cursor = batch.end_cursor;
+        }
+        Ok(out)
+    }
+
     /// All entities of `T` whose indexed `property` equals `value` (strongly consistent in Firestore mode).
     pub async fn query_eq<T: Doc>(&self, property: &str, value: Indexed) -> anyhow::Result<Vec<T>> {
         let filter = ds::Filter {

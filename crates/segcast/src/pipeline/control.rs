@@ -115,10 +115,24 @@ pub async fn cancel(
     .await
 }
 
-/// Parked batches of a campaign (paused while they arrived).
-pub async fn parked(ds: &Datastore, id: &CampaignId) -> anyhow::Result<Vec<ParkedBatch>> {
-    ds.query_eq("campaign_id", Indexed::Str(id.to_string()))
+/// Parked batches read at once: a parked batch holds its recipients (a multicast batch ~100 KB), and a
+/// Datastore response holds at most 4 MB.
+pub const PARKED_GROUP: usize = 20;
+
+/// The ids of a campaign's parked batches (paused while they arrived), to be read [`PARKED_GROUP`] at a time.
+pub async fn parked_ids(ds: &Datastore, id: &CampaignId) -> anyhow::Result<Vec<String>> {
+    ds.query_keys_eq::<ParkedBatch>("campaign_id", Indexed::Str(id.to_string()))
         .await
+}
+
+/// Parked batches of a campaign (paused while they arrived), all in memory: for tests and small campaigns
+/// (the scheduler reads them a group at a time).
+pub async fn parked(ds: &Datastore, id: &CampaignId) -> anyhow::Result<Vec<ParkedBatch>> {
+    let mut out = Vec::new();
+    for ids in parked_ids(ds, id).await?.chunks(PARKED_GROUP) {
+        out.extend(ds.get_many::<ParkedBatch>(ids).await?.into_values());
+    }
+    Ok(out)
 }
 
 /// What a test send did for one user.

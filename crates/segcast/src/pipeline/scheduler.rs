@@ -174,28 +174,36 @@ async fn drive(
     }
 }
 
-/// A resumed campaign's parked batches go back to the delivery topics (same ids, same keys).
+/// A resumed campaign's parked batches go back to the delivery topics (same ids, same keys), a group at a time
+/// (they hold their recipients: all of a big campaign's would not fit in one Datastore response, or in memory).
 async fn republish_parked(ctx: &Ctx, c: &Campaign) -> anyhow::Result<()> {
-    let parked = control::parked(&ctx.gcp.datastore, &c.id).await?;
-    for (i, p) in parked.iter().enumerate() {
-        let topic = ctx
-            .settings
-            .delivery_topic(i % ctx.settings.delivery_topics);
-        ctx.gcp
-            .pubsub
-            .publish(
-                &topic,
-                serde_json::to_vec(&p.batch)?,
-                &[("batch_id", p.batch.id.to_string())],
-            )
-            .await?;
-        ctx.gcp
-            .datastore
-            .delete::<crate::catalog::ParkedBatch>(p.batch.id.as_str())
-            .await?;
+    let ds = &ctx.gcp.datastore;
+    let ids = control::parked_ids(ds, &c.id).await?;
+    let mut n = 0usize;
+    for group in ids.chunks(control::PARKED_GROUP) {
+        for p in ds
+            .get_many::<crate::catalog::ParkedBatch>(group)
+            .await?
+            .into_values()
+        {
+            let topic = ctx
+                .settings
+                .delivery_topic(n % ctx.settings.delivery_topics);
+            ctx.gcp
+                .pubsub
+                .publish(
+                    &topic,
+                    serde_json::to_vec(&p.batch)?,
+                    &[("batch_id", p.batch.id.to_string())],
+                )
+                .await?;
+            ds.delete::<crate::catalog::ParkedBatch>(p.batch.id.as_str())
+                .await?;
+            n += 1;
+        }
     }
-    if !parked.is_empty() {
-        tracing::info!(campaign = %c.id, batches = parked.len(), "re-published parked batches");
+    if n > 0 {
+        tracing::info!(campaign = %c.id, batches = n, "re-published parked batches");
     }
     Ok(())
 }
