@@ -119,15 +119,23 @@ variable "segment_source_datasets" {
 }
 
 variable "line_push_rate" {
-  description = "Push requests/s kept to per channel (SEGCAST_LINE_PUSH_RATE). LINE allows 2,000."
+  description = "Push requests/s kept to per channel (SEGCAST_LINE_PUSH_RATE). LINE allows 2,000; 2% under it leaves room for network jitter (no second may hold more than the limit)."
   type        = number
-  default     = 2000
+  default     = 1960
+  validation {
+    condition     = var.line_push_rate > 0 && var.line_push_rate <= 2000
+    error_message = "line_push_rate must be between 1 and LINE's limit of 2,000 requests/s."
+  }
 }
 
 variable "line_multicast_rate" {
-  description = "Multicast requests/s kept to per channel (SEGCAST_LINE_MULTICAST_RATE). LINE allows 200."
+  description = "Multicast requests/s kept to per channel (SEGCAST_LINE_MULTICAST_RATE). LINE allows 200; 2% under it leaves room for network jitter."
   type        = number
-  default     = 200
+  default     = 196
+  validation {
+    condition     = var.line_multicast_rate > 0 && var.line_multicast_rate <= 200
+    error_message = "line_multicast_rate must be between 1 and LINE's limit of 200 requests/s."
+  }
 }
 
 variable "ack_deadline_seconds" {

@@ -36,7 +36,6 @@ const TIMELINE_SECONDS: usize = 7200;
 #[derive(Default)]
 struct EndpointState {
     limit: Window,
-    accepted_1s: Window,
     max_accepted_1s: u64,
     /// (unix second, accepted requests in it), oldest first; seconds with none are absent.
     timeline: std::collections::VecDeque<(u64, u64)>,
@@ -96,28 +95,28 @@ impl RateLimiter {
     pub(crate) fn note_accepted(&self, channel: &str, endpoint: Endpoint, now_ms: u64) {
         let mut state = self.state.lock();
         let e = endpoint_state(&mut state, channel, endpoint);
-        let n = e.accepted_1s.bump(now_ms / 1000);
-        e.max_accepted_1s = e.max_accepted_1s.max(n);
         if e.accepted == 0 {
             e.first_ms = now_ms;
         }
         e.accepted += 1;
         e.last_ms = e.last_ms.max(now_ms);
         let sec = now_ms / 1000;
-        match e.timeline.back_mut() {
-            Some((s, count)) if *s == sec => *count += 1,
-            // Requests may be noted slightly out of order across threads: count a late one in its second.
-            _ => match e.timeline.iter_mut().rev().find(|(s, _)| *s == sec) {
-                Some((_, count)) => *count += 1,
-                None => {
-                    e.timeline.push_back((sec, 1));
-                    e.timeline.make_contiguous().sort_unstable();
-                    while e.timeline.len() > TIMELINE_SECONDS {
-                        e.timeline.pop_front();
-                    }
+        // Requests may be noted slightly out of order across threads: count a late one in its own second.
+        let in_second = match e.timeline.iter_mut().rev().find(|(s, _)| *s == sec) {
+            Some((_, count)) => {
+                *count += 1;
+                *count
+            }
+            None => {
+                e.timeline.push_back((sec, 1));
+                e.timeline.make_contiguous().sort_unstable();
+                while e.timeline.len() > TIMELINE_SECONDS {
+                    e.timeline.pop_front();
                 }
-            },
-        }
+                1
+            }
+        };
+        e.max_accepted_1s = e.max_accepted_1s.max(in_second);
     }
 
     /// channel -> endpoint -> accepted requests over time.

@@ -95,6 +95,8 @@ struct Admitted {
     retry_key: Option<Uuid>,
     action: FaultAction,
     hang: Duration,
+    /// When the rate limit admitted it (ms): the window it counts in, for the limit and for the statistics.
+    admitted_ms: u64,
 }
 
 /// Auth, retry key header, latency, bursts and rate limit: the steps every API endpoint shares.
@@ -114,7 +116,8 @@ async fn admit(app: &App, endpoint: Endpoint, headers: &HeaderMap) -> Result<Adm
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
-    if action == FaultAction::Burst429 || !app.rate.try_acquire(&channel, endpoint, now_ms()) {
+    let admitted_ms = now_ms();
+    if action == FaultAction::Burst429 || !app.rate.try_acquire(&channel, endpoint, admitted_ms) {
         Counters::inc(&app.counters.rate_limited);
         return Err(line_error(StatusCode::TOO_MANY_REQUESTS, RATE_LIMITED));
     }
@@ -123,6 +126,7 @@ async fn admit(app: &App, endpoint: Endpoint, headers: &HeaderMap) -> Result<Adm
         retry_key,
         action,
         hang: Duration::from_millis(hang_ms),
+        admitted_ms,
     })
 }
 
@@ -245,7 +249,9 @@ async fn send(
             slot.record(request_id, now);
         }
     }
-    app.rate.note_accepted(&adm.channel, endpoint, now);
+    // Counted in the window that admitted it (body parsing and validation since may have crossed into the next
+    // second: counting it there would report a window over the limit that the limit never let in).
+    app.rate.note_accepted(&adm.channel, endpoint, adm.admitted_ms);
     let lost = adm.action == FaultAction::LostResponse;
     let messages = body.get("messages").cloned().unwrap_or(Value::Null);
     let unit = body

@@ -28,15 +28,18 @@ pub struct DeliveryApp {
     pub auth: PushAuth,
 }
 
+/// The push envelope, borrowing from the body where it can: the base64 data is the bulk of it (a copy per
+/// batch in flight is memory the handler does not need).
 #[derive(Deserialize)]
-struct Envelope {
-    message: PushMessage,
+struct Envelope<'a> {
+    #[serde(borrow)]
+    message: PushMessage<'a>,
 }
 
 #[derive(Deserialize)]
-struct PushMessage {
-    #[serde(default)]
-    data: String,
+struct PushMessage<'a> {
+    #[serde(default, borrow)]
+    data: std::borrow::Cow<'a, str>,
     #[serde(default, rename = "messageId")]
     message_id: String,
 }
@@ -159,10 +162,15 @@ async fn handle(
             return StatusCode::BAD_REQUEST;
         }
     };
+    // The body (the batch again, base64) is not needed past here: a handler holds many batches at once.
+    drop(body);
     let batch_id = batch.id.clone();
-    match deliver::handle(&app.ctx, &app.line, batch, dead_lettered).await {
+    let started = std::time::Instant::now();
+    let result = deliver::handle(&app.ctx, &app.line, batch, dead_lettered).await;
+    let elapsed_ms = started.elapsed().as_millis() as u64;
+    match result {
         Ok(Disposition::Ack(what)) => {
-            tracing::info!(batch = %batch_id, message_id, dead_lettered, result = what, "batch handled");
+            tracing::info!(batch = %batch_id, message_id, dead_lettered, result = what, elapsed_ms, "batch handled");
             StatusCode::NO_CONTENT
         }
         Ok(Disposition::Refuse(why)) if dead_lettered => {

@@ -245,83 +245,21 @@ impl Datastore {
         property: &str,
         value: Indexed,
     ) -> anyhow::Result<Vec<String>> {
-        let filter = ds::Filter {
-            filter_type: Some(ds::filter::FilterType::PropertyFilter(ds::PropertyFilter {
-                property: Some(ds::PropertyReference {
-                    name: property.to_owned(),
-                }),
-                op: ds::property_filter::Operator::Equal as i32,
-                value: Some(value.to_value()),
-            })),
-        };
-        let mut out = Vec::new();
-        let mut cursor: Vec<u8> = Vec::new();
-        loop {
-            let query = ds::Query {
-                kind: vec![ds::KindExpression {
-                    name: T::KIND.to_owned(),
-                }],
-                projection: vec![ds::Projection {
-                    property: Some(ds::PropertyReference {
-                        name: "__key__".to_owned(),
-                    }),
-                }],
-                filter: Some(filter.clone()),
-                start_cursor: cursor.clone(),
-                limit: Some(500),
-                ..Default::default()
-            };
-            let resp = self
-                .client()
-                .run_query(ds::RunQueryRequest {
-                    project_id: self.project.clone(),
-                    partition_id: Some(ds::PartitionId {
-                        project_id: self.project.clone(),
-                        namespace_id: self.namespace.clone(),
-                        ..Default::default()
-                    }),
-                    query_type: Some(ds::run_query_request::QueryType::Query(query)),
-                    ..Default::default()
-                })
-                .await
-                .with_context(|| format!("Datastore keys query of {}", T::KIND))?
-                .into_inner();
-            let Some(batch) = resp.batch else { break };
-            let n = batch.entity_results.len();
-            for r in &batch.entity_results {
-                let name = r
-                    .entity
-                    .as_ref()
-                    .and_then(|e| e.key.as_ref())
-                    .and_then(|k| k.path.last())
-                    .and_then(|p| match &p.id_type {
-                        Some(ds::key::path_element::IdType::Name(n)) => Some(n.clone()),
-                        _ => None,
-                    });
-                out.extend(name);
-            }
-            let more =
-                batch.more_results == ds::query_result_batch::MoreResultsType::NotFinished as i32;
-            if n == 0 || !more {
-                break;
-            }
-            cursor = batch.end_cursor;
-        }
-        Ok(out)
+        let entities = self
+            .run_query(T::KIND, Some(eq_filter(property, value)), true)
+            .await?;
+        Ok(entities
+            .iter()
+            .filter_map(|e| match &e.key.as_ref()?.path.last()?.id_type {
+                Some(ds::key::path_element::IdType::Name(n)) => Some(n.clone()),
+                _ => None,
+            })
+            .collect())
     }
 
     /// All entities of `T` whose indexed `property` equals `value` (strongly consistent in Firestore mode).
     pub async fn query_eq<T: Doc>(&self, property: &str, value: Indexed) -> anyhow::Result<Vec<T>> {
-        let filter = ds::Filter {
-            filter_type: Some(ds::filter::FilterType::PropertyFilter(ds::PropertyFilter {
-                property: Some(ds::PropertyReference {
-                    name: property.to_owned(),
-                }),
-                op: ds::property_filter::Operator::Equal as i32,
-                value: Some(value.to_value()),
-            })),
-        };
-        self.query(Some(filter)).await
+        self.query(Some(eq_filter(property, value))).await
     }
 
     /// Every entity of `T` (for the console's lists: registered contents, segments, campaigns, users).
@@ -330,13 +268,38 @@ impl Datastore {
     }
 
     async fn query<T: Doc>(&self, filter: Option<ds::Filter>) -> anyhow::Result<Vec<T>> {
+        self.run_query(T::KIND, filter, false)
+            .await?
+            .iter()
+            .map(Self::from_entity)
+            .collect()
+    }
+
+    /// Runs a query over `kind` page by page (500 entities a page) and returns every result; `keys_only`
+    /// projects each entity to its key.
+    async fn run_query(
+        &self,
+        kind: &str,
+        filter: Option<ds::Filter>,
+        keys_only: bool,
+    ) -> anyhow::Result<Vec<ds::Entity>> {
+        let projection = if keys_only {
+            vec![ds::Projection {
+                property: Some(ds::PropertyReference {
+                    name: "__key__".to_owned(),
+                }),
+            }]
+        } else {
+            Vec::new()
+        };
         let mut out = Vec::new();
         let mut cursor: Vec<u8> = Vec::new();
         loop {
             let query = ds::Query {
                 kind: vec![ds::KindExpression {
-                    name: T::KIND.to_owned(),
+                    name: kind.to_owned(),
                 }],
+                projection: projection.clone(),
                 filter: filter.clone(),
                 start_cursor: cursor.clone(),
                 limit: Some(500),
@@ -355,15 +318,11 @@ impl Datastore {
                     ..Default::default()
                 })
                 .await
-                .with_context(|| format!("Datastore query of {}", T::KIND))?
+                .with_context(|| format!("Datastore query of {kind}"))?
                 .into_inner();
             let Some(batch) = resp.batch else { break };
             let n = batch.entity_results.len();
-            for r in &batch.entity_results {
-                if let Some(e) = &r.entity {
-                    out.push(Self::from_entity(e)?);
-                }
-            }
+            out.extend(batch.entity_results.into_iter().filter_map(|r| r.entity));
             let more =
                 batch.more_results == ds::query_result_batch::MoreResultsType::NotFinished as i32;
             if n == 0 || !more {
@@ -474,6 +433,19 @@ impl Datastore {
 
 mod tonic_status {
     pub use gcloud_sdk::tonic::{Code, Status};
+}
+
+/// `property = value`.
+fn eq_filter(property: &str, value: Indexed) -> ds::Filter {
+    ds::Filter {
+        filter_type: Some(ds::filter::FilterType::PropertyFilter(ds::PropertyFilter {
+            property: Some(ds::PropertyReference {
+                name: property.to_owned(),
+            }),
+            op: ds::property_filter::Operator::Equal as i32,
+            value: Some(value.to_value()),
+        })),
+    }
 }
 
 fn retryable(s: &tonic_status::Status) -> bool {

@@ -109,7 +109,7 @@ impl LineClient {
         &self,
         channel: &ChannelId,
         endpoint: Endpoint,
-        body: &Value,
+        body: &(impl serde::Serialize + ?Sized),
         retry_key: uuid::Uuid,
     ) -> SendOutcome {
         let mut refreshed = false;

@@ -29,7 +29,7 @@ use crate::domain::{
 use crate::gcp::datastore::{Datastore, Inserted};
 use crate::line::{Endpoint, LineClient, SendOutcome};
 use futures::StreamExt;
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::time::Duration;
 use time::OffsetDateTime;
 use tokio::time::Instant;
@@ -49,11 +49,56 @@ pub enum Disposition {
     Refuse(String),
 }
 
+/// One LINE request of a batch: its recipients (borrowed from the batch) and its messages. The JSON body is
+/// written from them as it is sent, and the log row copies the recipients only once the outcome is known, so
+/// a batch in flight holds its recipients once (the handler holds every batch Pub/Sub pushes at once).
 struct Request {
     part: String,
     endpoint: Endpoint,
-    recipients: Vec<String>,
-    body: Value,
+    /// Which of the batch's recipients.
+    recipients: std::ops::Range<usize>,
+    messages: Vec<Value>,
+}
+
+/// The body LINE's push and multicast take.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SendBody<'a> {
+    to: To<'a>,
+    messages: &'a [Value],
+    custom_aggregation_units: [&'a str; 1],
+}
+
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+enum To<'a> {
+    /// push: one user ID.
+    One(&'a str),
+    /// multicast: up to 500.
+    Many(UserIds<'a>),
+}
+
+/// Recipients' user IDs as a JSON array.
+struct UserIds<'a>(&'a [crate::domain::Recipient]);
+
+impl serde::Serialize for UserIds<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(|r| r.user_id.as_str()))
+    }
+}
+
+impl Request {
+    fn body<'a>(&'a self, batch: &'a Batch) -> SendBody<'a> {
+        let recipients = &batch.recipients[self.recipients.clone()];
+        SendBody {
+            to: match self.endpoint {
+                Endpoint::Push => To::One(recipients.first().map_or("", |r| r.user_id.as_str())),
+                _ => To::Many(UserIds(recipients)),
+            },
+            messages: &self.messages,
+            custom_aggregation_units: [batch.campaign_id.as_str()],
+        }
+    }
 }
 
 enum Settled {
@@ -117,16 +162,11 @@ fn requests(batch: &Batch, links: Option<&Rewriter>) -> Vec<Request> {
             .chunks(MULTICAST_MAX)
             .enumerate()
             .map(|(i, chunk)| {
-                let to: Vec<String> = chunk.iter().map(|r| r.user_id.to_string()).collect();
                 Request {
                     part: format!("m{i}"),
                     endpoint: Endpoint::Multicast,
-                    body: json!({
-                        "to": to,
-                        "messages": rewrite(&batch.messages, None),
-                        "customAggregationUnits": [batch.campaign_id.as_str()],
-                    }),
-                    recipients: to,
+                    recipients: i * MULTICAST_MAX..i * MULTICAST_MAX + chunk.len(),
+                    messages: rewrite(&batch.messages, None),
                 }
             })
             .collect(),
@@ -136,22 +176,18 @@ fn requests(batch: &Batch, links: Option<&Rewriter>) -> Vec<Request> {
             batch
                 .recipients
                 .iter()
-                .map(|r| {
+                .enumerate()
+                .map(|(i, r)| {
                     let empty = serde_json::Map::new();
                     let rendered = match &messages {
                         Some(m) => m.render(r.attrs.as_ref().unwrap_or(&empty)),
                         None => batch.messages.clone(),
                     };
-                    let rendered = rewrite(&rendered, Some(&r.user_id));
                     Request {
                         part: format!("p{}", r.user_id),
                         endpoint: Endpoint::Push,
-                        body: json!({
-                            "to": r.user_id.as_str(),
-                            "messages": rendered,
-                            "customAggregationUnits": [batch.campaign_id.as_str()],
-                        }),
-                        recipients: vec![r.user_id.to_string()],
+                        recipients: i..i + 1,
+                        messages: rewrite(&rendered, Some(&r.user_id)),
                     }
                 })
                 .collect()
@@ -174,7 +210,7 @@ async fn send_until_definite(
     loop {
         attempt += 1;
         let outcome = line
-            .send(&batch.channel_id, req.endpoint, &req.body, key)
+            .send(&batch.channel_id, req.endpoint, &req.body(batch), key)
             .await;
         let row = |outcome, reason, status, request_id, detail| {
             Settled::Row(Box::new(log_row(
@@ -182,7 +218,10 @@ async fn send_until_definite(
                 req.endpoint.as_str(),
                 &key_s,
                 Some(key_s.clone()),
-                req.recipients.clone(),
+                batch.recipients[req.recipients.clone()]
+                    .iter()
+                    .map(|r| r.user_id.to_string())
+                    .collect(),
                 outcome,
                 reason,
                 status,
@@ -274,11 +313,15 @@ pub async fn handle(
             batch.id, batch.channel_id, campaign.channel_id
         )));
     }
-    let all: Vec<String> = batch
-        .recipients
-        .iter()
-        .map(|r| r.user_id.to_string())
-        .collect();
+    // Every recipient of the batch, for the paths that settle it in one row (built only there: the sending path
+    // holds its recipients once, in the requests).
+    let all = || -> Vec<String> {
+        batch
+            .recipients
+            .iter()
+            .map(|r| r.user_id.to_string())
+            .collect()
+    };
     let rows = match campaign.status {
         CampaignStatus::Paused => {
             tracing::info!(batch = %batch.id, "campaign paused: batch parked until it resumes");
@@ -291,7 +334,7 @@ pub async fn handle(
                 "none",
                 &key,
                 None,
-                all,
+                all(),
                 Outcome::Failed,
                 Some(FailureReason::Canceled),
                 None,
@@ -323,7 +366,7 @@ pub async fn handle(
                         "validate",
                         &key,
                         None,
-                        all,
+                        all(),
                         Outcome::Validated,
                         None,
                         Some(200),
@@ -336,7 +379,7 @@ pub async fn handle(
                     "validate",
                     &key,
                     None,
-                    all,
+                    all(),
                     Outcome::Failed,
                     Some(FailureReason::LineRejected),
                     Some(i64::from(status)),
@@ -473,8 +516,10 @@ async fn send(
     let deadline = Instant::now() + ctx.settings.delivery.push_budget;
     let sent_at = OffsetDateTime::now_utc();
     let concurrency = ctx.settings.delivery.batch_concurrency;
-    let settled: Vec<Settled> = futures::stream::iter(requests(&batch, links.as_ref()))
-        .map(|req| send_until_definite(line, &batch, req, deadline, !first))
+    let sends = requests(&batch, links.as_ref())
+        .into_iter()
+        .map(|req| send_until_definite(line, &batch, req, deadline, !first));
+    let settled: Vec<Settled> = futures::stream::iter(sends)
         .buffer_unordered(concurrency)
         .collect()
         .await;

@@ -114,58 +114,12 @@ pub async fn redrive(ctx: &Ctx, campaign: &Campaign) -> anyhow::Result<(u64, u64
     let mut group: Vec<Batch> = Vec::with_capacity(REDRIVE_GROUP);
     let (mut total, mut published) = (0u64, 0u64);
     for (file, object) in campaign.round_files.iter().enumerate() {
-        let mut reader = ctx.gcp.storage.read_from(object, 0).await?;
-        // The same lines, blank-line rule and batch boundaries as `run` (which restarts at checkpoints, always
-        // on batch boundaries), read the same bounded way.
-        let mut lines = LineSplitter::new(0);
-        let mut line_no = 0u64;
-        let mut recipients: Vec<Recipient> = Vec::with_capacity(batch_size);
-        let mut batch_start_line = 0u64;
-        loop {
-            let next = lines
-                .next_line()
-                .map_err(|e| anyhow!("{object} line {line_no}: {e}"))?;
-            let at_end = match next {
-                Next::NeedMore => {
-                    match reader.next_chunk().await {
-                        Some(chunk) => lines.push(&chunk?),
-                        None => lines.finish(),
-                    }
-                    continue;
-                }
-                Next::End => true,
-                Next::Line(l) => {
-                    if !is_blank(l) {
-                        if recipients.is_empty() {
-                            batch_start_line = line_no;
-                        }
-                        recipients.push(
-                            parse_recipient(l, mode)
-                                .map_err(|e| anyhow!("{object} line {line_no}: {e}"))?,
-                        );
-                    }
-                    line_no += 1;
-                    false
-                }
-            };
-            if recipients.len() == batch_size || (at_end && !recipients.is_empty()) {
-                group.push(Batch {
-                    id: BatchId::new(&campaign.id, campaign.round, file, batch_start_line),
-                    campaign_id: campaign.id.clone(),
-                    round: campaign.round,
-                    channel_id: campaign.channel_id.clone(),
-                    mode,
-                    dry_run: campaign.dry_run,
-                    messages: messages.clone(),
-                    recipients: std::mem::take(&mut recipients),
-                });
-                total += 1;
-                if group.len() == REDRIVE_GROUP {
-                    published += republish_undone(ctx, &mut group, published).await?;
-                }
-            }
-            if at_end {
-                break;
+        let mut batches = FileBatches::open(ctx, object, 0, 0, mode, batch_size).await?;
+        while let Some(cut) = batches.next().await? {
+            group.push(cut.into_batch(campaign, file, mode, &messages));
+            total += 1;
+            if group.len() == REDRIVE_GROUP {
+                published += republish_undone(ctx, &mut group, published).await?;
             }
         }
     }
@@ -201,6 +155,133 @@ async fn republish_undone(ctx: &Ctx, group: &mut Vec<Batch>, so_far: u64) -> any
         n += 1;
     }
     Ok(n)
+}
+
+/// One round file cut into batches from a position (the start, or a checkpoint, which is always on a batch
+/// boundary): the same lines, blank-line rule and batch boundaries whichever it starts from, so [`run`] and
+/// [`redrive`] build identical batches. Reads the file chunk by chunk (memory bounded by a batch).
+struct FileBatches<'a> {
+    object: &'a str,
+    reader: crate::gcp::storage::ObjectReader,
+    lines: LineSplitter,
+    line_no: u64,
+    mode: DeliveryMode,
+    batch_size: usize,
+}
+
+/// A batch's recipients, the line it starts at, and the position after it (where a checkpoint would resume).
+struct Cut {
+    start_line: u64,
+    recipients: Vec<Recipient>,
+    next_byte: u64,
+    next_line: u64,
+}
+
+impl Cut {
+    fn into_batch(
+        self,
+        campaign: &Campaign,
+        file: usize,
+        mode: DeliveryMode,
+        messages: &[serde_json::Value],
+    ) -> Batch {
+        Batch {
+            id: BatchId::new(&campaign.id, campaign.round, file, self.start_line),
+            campaign_id: campaign.id.clone(),
+            round: campaign.round,
+            channel_id: campaign.channel_id.clone(),
+            mode,
+            dry_run: campaign.dry_run,
+            messages: messages.to_vec(),
+            recipients: self.recipients,
+        }
+    }
+}
+
+impl<'a> FileBatches<'a> {
+    async fn open(
+        ctx: &Ctx,
+        object: &'a str,
+        byte_offset: u64,
+        line: u64,
+        mode: DeliveryMode,
+        batch_size: usize,
+    ) -> anyhow::Result<Self> {
+        Ok(Self {
+            object,
+            reader: ctx.gcp.storage.read_from(object, byte_offset).await?,
+            lines: LineSplitter::new(byte_offset),
+            line_no: line,
+            mode,
+            batch_size,
+        })
+    }
+
+    /// The next batch, or `None` at the end of the file.
+    async fn next(&mut self) -> anyhow::Result<Option<Cut>> {
+        let mut recipients: Vec<Recipient> = Vec::with_capacity(self.batch_size);
+        let mut start_line = self.line_no;
+        while recipients.len() < self.batch_size {
+            let next = self
+                .lines
+                .next_line()
+                .map_err(|e| anyhow!("{} line {}: {e}", self.object, self.line_no))?;
+            match next {
+                Next::NeedMore => match self.reader.next_chunk().await {
+                    Some(chunk) => self.lines.push(&chunk?),
+                    None => self.lines.finish(),
+                },
+                Next::End => break,
+                Next::Line(l) => {
+                    if !is_blank(l) {
+                        if recipients.is_empty() {
+                            start_line = self.line_no;
+                        }
+                        recipients.push(
+                            parse_recipient(l, self.mode)
+                                .map_err(|e| anyhow!("{} line {}: {e}", self.object, self.line_no))?,
+                        );
+                    }
+                    self.line_no += 1;
+                }
+            }
+        }
+        Ok((!recipients.is_empty()).then(|| Cut {
+            start_line,
+            recipients,
+            next_byte: self.lines.position(),
+            next_line: self.line_no,
+        }))
+    }
+}
+
+/// Renews the fan-out's lease (which also notices a pause or cancel) at most every [`RENEW_EVERY`].
+struct LeaseRenewal {
+    last: Instant,
+}
+
+impl LeaseRenewal {
+    async fn renew_if_due(
+        &mut self,
+        ctx: &Ctx,
+        campaign: &Campaign,
+        owner: &str,
+        lease: Duration,
+    ) -> Result<(), AdvanceError> {
+        if self.last.elapsed() >= RENEW_EVERY {
+            advance(
+                &ctx.gcp.datastore,
+                &campaign.id,
+                owner,
+                CampaignStatus::FanningOut,
+                lease,
+                |_| Ok(()),
+            )
+            .await?;
+            self.last = Instant::now();
+        }
+        Ok(())
+    }
 }
 
 pub async fn run(
@@ -241,112 +322,59 @@ pub async fn run(
         futures: Vec::new(),
         saving: None,
     };
-    let mut renewed = Instant::now();
+    let mut lease_renewal = LeaseRenewal {
+        last: Instant::now(),
+    };
 
     while !ckpt.done && ckpt.file < campaign.round_files.len() {
         let file = ckpt.file;
-        let object = &campaign.round_files[file];
-        let mut reader = ctx.gcp.storage.read_from(object, ckpt.byte_offset).await?;
-        let mut lines = LineSplitter::new(ckpt.byte_offset);
-        let mut line_no = ckpt.line;
-        let mut recipients: Vec<Recipient> = Vec::with_capacity(batch_size);
-        let mut batch_start_line = line_no;
-        loop {
-            let next = lines
-                .next_line()
-                .map_err(|e| anyhow!("{object} line {line_no}: {e}"))?;
-            let at_end = match next {
-                Next::NeedMore => {
-                    match reader.next_chunk().await {
-                        Some(chunk) => lines.push(&chunk?),
-                        None => lines.finish(),
-                    }
-                    continue;
-                }
-                Next::End => true,
-                Next::Line(l) => {
-                    if !is_blank(l) {
-                        if recipients.is_empty() {
-                            batch_start_line = line_no;
-                        }
-                        recipients.push(
-                            parse_recipient(l, mode)
-                                .map_err(|e| anyhow!("{object} line {line_no}: {e}"))?,
-                        );
-                    }
-                    line_no += 1;
-                    false
-                }
-            };
-            // The file position of the next line.
-            let byte_pos = lines.position();
-            if recipients.len() == batch_size || (at_end && !recipients.is_empty()) {
-                let batch = Batch {
-                    id: BatchId::new(&campaign.id, campaign.round, file, batch_start_line),
-                    campaign_id: campaign.id.clone(),
-                    round: campaign.round,
-                    channel_id: campaign.channel_id.clone(),
-                    mode,
-                    dry_run: campaign.dry_run,
-                    messages: messages.clone(),
-                    recipients: std::mem::take(&mut recipients),
-                };
-                let n = batch.recipients.len() as u64;
-                let data = serde_json::to_vec(&batch).context("encoding a batch")?;
-                let topic = (ckpt.batches % topics as u64) as usize;
-                pending.futures.push(
-                    publishers[topic].publish(
-                        Message::new()
-                            .set_data(data)
-                            .set_attributes([("batch_id", batch.id.to_string())]),
-                    ),
-                );
-                ckpt.batches += 1;
-                ckpt.recipients += n;
-                published_here += 1;
-                if let Some(p) = pace {
-                    tokio::time::sleep_until(started + p * published_here).await;
-                }
-                // A checkpoint sits on a batch boundary: the next batch starts at the next line.
-                if ckpt.batches.is_multiple_of(CHECKPOINT_EVERY) || at_end {
-                    if at_end {
-                        ckpt.file = file + 1;
-                        ckpt.byte_offset = 0;
-                        ckpt.line = 0;
-                    } else {
-                        ckpt.byte_offset = byte_pos;
-                        ckpt.line = line_no;
-                    }
-                    pending.checkpoint(ctx, &ckpt).await?;
-                    if renewed.elapsed() >= RENEW_EVERY {
-                        advance(
-                            ds,
-                            &campaign.id,
-                            owner,
-                            CampaignStatus::FanningOut,
-                            lease,
-                            |_| Ok(()),
-                        )
-                        .await?;
-                        renewed = Instant::now();
-                    }
-                    if Instant::now() >= deadline && !at_end {
-                        pending.wait().await?;
-                        tracing::info!(campaign = %campaign.id, batches = ckpt.batches, "fan-out yields at its time budget");
-                        return Ok(FanoutResult::Yielded);
-                    }
-                }
-            } else if at_end {
-                // The file ended exactly on a batch boundary (or was empty).
-                ckpt.file = file + 1;
-                ckpt.byte_offset = 0;
-                ckpt.line = 0;
-                pending.checkpoint(ctx, &ckpt).await?;
+        let mut batches = FileBatches::open(
+            ctx,
+            &campaign.round_files[file],
+            ckpt.byte_offset,
+            ckpt.line,
+            mode,
+            batch_size,
+        )
+        .await?;
+        while let Some(cut) = batches.next().await? {
+            let (next_byte, next_line) = (cut.next_byte, cut.next_line);
+            let batch = cut.into_batch(campaign, file, mode, &messages);
+            let n = batch.recipients.len() as u64;
+            let data = serde_json::to_vec(&batch).context("encoding a batch")?;
+            let topic = (ckpt.batches % topics as u64) as usize;
+            pending.futures.push(
+                publishers[topic].publish(
+                    Message::new()
+                        .set_data(data)
+                        .set_attributes([("batch_id", batch.id.to_string())]),
+                ),
+            );
+            ckpt.batches += 1;
+            ckpt.recipients += n;
+            published_here += 1;
+            if let Some(p) = pace {
+                tokio::time::sleep_until(started + p * published_here).await;
             }
-            if at_end {
-                break;
+            // A checkpoint sits on a batch boundary: the next batch starts at the next line.
+            if ckpt.batches.is_multiple_of(CHECKPOINT_EVERY) {
+                ckpt.byte_offset = next_byte;
+                ckpt.line = next_line;
+                pending.checkpoint(ctx, &ckpt).await?;
+                lease_renewal.renew_if_due(ctx, campaign, owner, lease).await?;
+                if Instant::now() >= deadline {
+                    pending.wait().await?;
+                    tracing::info!(campaign = %campaign.id, batches = ckpt.batches, "fan-out yields at its time budget");
+                    return Ok(FanoutResult::Yielded);
+                }
             }
         }
+        // The file is done: the next drive starts at the next one.
+        ckpt.file = file + 1;
+        ckpt.byte_offset = 0;
+        ckpt.line = 0;
+        pending.checkpoint(ctx, &ckpt).await?;
+        lease_renewal.renew_if_due(ctx, campaign, owner, lease).await?;
     }
     pending.wait().await?;
     ckpt.done = true;

@@ -16,6 +16,7 @@
 //! `--quick` (`make bench QUICK=1`) uses small sizes. Sizes are flags: `--multicast N --push N --memory A,B`.
 
 mod chart;
+mod cpu;
 mod sending;
 
 use clap::Parser;

@@ -1,7 +1,7 @@
 //! The sending scenarios (a whole campaign through the real services, timed stage by stage) and the memory
 //! scenario (the same run at growing segment sizes, watching the services' peak RSS).
 
-use crate::{chart, cores, round};
+use crate::{chart, cores, cpu, round};
 use segcast::domain::{Campaign, CampaignStatus};
 use segcast_e2e::{CHANNEL, EnvOptions, Service, TestEnv, free_port, text};
 use serde_json::{Value, json};
@@ -62,6 +62,9 @@ impl SendRun {
 struct Services {
     scheduler: Service,
     handler: Service,
+    /// Held for its lifetime: the delivery logs' way into BigQuery, its own process as in production (so its
+    /// CPU work does not delay the fake LINE server's clock in this process).
+    _log_sink: Service,
     scheduler_log: std::path::PathBuf,
 }
 
@@ -72,28 +75,51 @@ impl Services {
         out: &Path,
         name: &str,
     ) -> anyhow::Result<Self> {
+        // Settings given to the bench (`SEGCAST_MULTICAST_BATCH=5000 make bench`, say) reach the services: for
+        // trying a setting against the same scenario.
+        // (Not the stack's own variables, which name this run's topics, dataset and so on.)
+        let tuning: Vec<(String, String)> = std::env::vars()
+            .filter(|(k, _)| {
+                k.starts_with("SEGCAST_")
+                    && !k.starts_with("SEGCAST_STACK")
+                    && !["SEGCAST_KEEP_STACKS", "SEGCAST_LOCAL_DIR"].contains(&k.as_str())
+                    && !env.vars.iter().any(|(own, _)| own == k)
+            })
+            .collect();
+        let with_tuning = |own: Vec<(&'static str, String)>| -> Vec<(&str, String)> {
+            own.into_iter()
+                .chain(tuning.iter().map(|(k, v)| (k.as_str(), v.clone())))
+                .collect()
+        };
         let mut handler = Service::spawn_logged(
             env,
             "segcast-delivery",
-            &[("PORT", handler_port.to_string())],
+            &with_tuning(vec![("PORT", handler_port.to_string())]),
             Some(&out.join(format!("{name}-delivery.log"))),
         )?;
         handler
             .wait_healthy(handler_port, Duration::from_secs(20))
             .await?;
+        let log_sink = Service::spawn_logged(
+            env,
+            "segcast-log-sink",
+            &with_tuning(vec![("PORT", free_port().to_string())]),
+            Some(&out.join(format!("{name}-log-sink.log"))),
+        )?;
         let scheduler_log = out.join(format!("{name}-scheduler.log"));
         let scheduler = Service::spawn_logged(
             env,
             "segcast-scheduler",
-            &[
+            &with_tuning(vec![
                 ("PORT", free_port().to_string()),
                 ("SEGCAST_SCHEDULER_LOOP_MS", "200".into()),
-            ],
+            ]),
             Some(&scheduler_log),
         )?;
         Ok(Self {
             scheduler,
             handler,
+            _log_sink: log_sink,
             scheduler_log,
         })
     }
@@ -180,6 +206,7 @@ pub async fn run(mode: Mode, n: u64, out: &Path) -> anyhow::Result<SendRun> {
             ..fake_line::Config::default()
         },
         run_services: false,
+        log_sink: false,
         handler_port: Some(handler_port),
         ..EnvOptions::default()
     })
@@ -193,7 +220,9 @@ pub async fn run(mode: Mode, n: u64, out: &Path) -> anyhow::Result<SendRun> {
     let mut services = Services::start(&env, handler_port, out, name).await?;
     let t0 = Instant::now();
     let t0_wall = OffsetDateTime::now_utc();
+    let cpu_before = cpu::snapshot();
     let watched = services.watch(&env, &id, t0).await?;
+    let cpu_s = cpu::seconds_between(&cpu_before, &cpu::snapshot());
     let c = &watched.campaign;
     let completed_at = c.completed_at.expect("checked by watch");
     let wall_s = (completed_at - t0_wall).as_seconds_f64();
@@ -296,6 +325,7 @@ pub async fn run(mode: Mode, n: u64, out: &Path) -> anyhow::Result<SendRun> {
         "responses_429": responses_429,
         "scheduler_peak_rss_mb": round(watched.scheduler_peak_kb as f64 / 1024.0, 1),
         "handler_peak_rss_mb": round(watched.handler_peak_kb as f64 / 1024.0, 1),
+        "cpu_s_by_component": cpu_s,
         "chart": format!("{name}.svg"),
         "failed_checks": failed,
         "pass": failed.is_empty(),
@@ -326,6 +356,7 @@ pub async fn memory(sizes: &[u64], out: &Path) -> anyhow::Result<Vec<(String, Va
                     ..fake_line::Config::default()
                 },
                 run_services: false,
+                log_sink: false,
                 handler_port: Some(handler_port),
                 ..EnvOptions::default()
             }
