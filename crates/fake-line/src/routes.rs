@@ -251,7 +251,8 @@ async fn send(
     }
     // Counted in the window that admitted it (body parsing and validation since may have crossed into the next
     // second: counting it there would report a window over the limit that the limit never let in).
-    app.rate.note_accepted(&adm.channel, endpoint, adm.admitted_ms);
+    app.rate
+        .note_accepted(&adm.channel, endpoint, adm.admitted_ms);
     let lost = adm.action == FaultAction::LostResponse;
     let messages = body.get("messages").cloned().unwrap_or(Value::Null);
     let unit = body

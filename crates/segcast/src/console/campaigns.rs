@@ -508,30 +508,27 @@ pub async fn pause(
     Body(body): Body<PauseInput>,
 ) -> ApiResult<Json<Campaign>> {
     who.require(Role::Editor, "pause campaigns")?;
-    let before = get_campaign(&app, &id).await?;
-    if !(before.status.is_running() || before.status == CampaignStatus::Scheduled) {
-        return Err(ApiError::conflict(format!(
-            "campaign {id} is {}: only a scheduled or sending campaign can be paused",
-            before.status
-        )));
-    }
     let reason = body
         .reason
         .filter(|r| !r.trim().is_empty())
         .unwrap_or_else(|| format!("paused by {}", who.email));
-    let after = control::pause(app.ds(), &before.id, &reason)
-        .await
-        .map_err(|e| ApiError::conflict(format!("{e:#}")))?;
-    audit::record(
-        app.ds(),
+    let ds = app.ds();
+    operator_command(
+        &app,
         &who,
-        "campaign.pause",
         &id,
-        Some(&before),
-        Some(&after),
+        "campaign.pause",
+        |c| {
+            (!(c.status.is_running() || c.status == CampaignStatus::Scheduled)).then(|| {
+                format!(
+                    "campaign {id} is {}: only a scheduled or sending campaign can be paused",
+                    c.status
+                )
+            })
+        },
+        |cid| async move { control::pause(ds, &cid, &reason).await },
     )
-    .await?;
-    Ok(Json(after))
+    .await
 }
 
 #[utoipa::path(post, path = "/api/campaigns/{id}/resume", tag = "campaigns",
@@ -542,26 +539,19 @@ pub async fn resume(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Campaign>> {
     who.require(Role::Editor, "resume campaigns")?;
-    let before = get_campaign(&app, &id).await?;
-    if before.status != CampaignStatus::Paused {
-        return Err(ApiError::conflict(format!(
-            "campaign {id} is {}, not paused",
-            before.status
-        )));
-    }
-    let after = control::resume(app.ds(), &before.id)
-        .await
-        .map_err(|e| ApiError::conflict(format!("{e:#}")))?;
-    audit::record(
-        app.ds(),
+    let ds = app.ds();
+    operator_command(
+        &app,
         &who,
-        "campaign.resume",
         &id,
-        Some(&before),
-        Some(&after),
+        "campaign.resume",
+        |c| {
+            (c.status != CampaignStatus::Paused)
+                .then(|| format!("campaign {id} is {}, not paused", c.status))
+        },
+        |cid| async move { control::resume(ds, &cid).await },
     )
-    .await?;
-    Ok(Json(after))
+    .await
 }
 
 #[utoipa::path(post, path = "/api/campaigns/{id}/cancel", tag = "campaigns",
@@ -572,25 +562,43 @@ pub async fn cancel(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Campaign>> {
     who.require(Role::Editor, "cancel campaigns")?;
-    let before = get_campaign(&app, &id).await?;
-    if before.status.is_final() {
-        return Err(ApiError::conflict(format!(
-            "campaign {id} is already {}",
-            before.status
-        )));
+    let (ds, ack_deadline) = (app.ds(), app.ctx.settings.delivery.ack_deadline);
+    operator_command(
+        &app,
+        &who,
+        &id,
+        "campaign.cancel",
+        |c| {
+            c.status
+                .is_final()
+                .then(|| format!("campaign {id} is already {}", c.status))
+        },
+        |cid| async move { control::cancel(ds, &cid, ack_deadline).await },
+    )
+    .await
+}
+
+/// What pause, resume and cancel share: the campaign is read, `refusal` says why its state does not allow the
+/// command (answered 409, nothing changed), the command runs, and the change is audited with before/after.
+async fn operator_command<Fut>(
+    app: &ConsoleApp,
+    who: &Identity,
+    id: &str,
+    action: &'static str,
+    refusal: impl FnOnce(&Campaign) -> Option<String>,
+    command: impl FnOnce(CampaignId) -> Fut,
+) -> ApiResult<Json<Campaign>>
+where
+    Fut: std::future::Future<Output = anyhow::Result<Campaign>>,
+{
+    let before = get_campaign(app, id).await?;
+    if let Some(why) = refusal(&before) {
+        return Err(ApiError::conflict(why));
     }
-    let after = control::cancel(app.ds(), &before.id, app.ctx.settings.delivery.ack_deadline)
+    let after = command(before.id.clone())
         .await
         .map_err(|e| ApiError::conflict(format!("{e:#}")))?;
-    audit::record(
-        app.ds(),
-        &who,
-        "campaign.cancel",
-        &id,
-        Some(&before),
-        Some(&after),
-    )
-    .await?;
+    audit::record(app.ds(), who, action, id, Some(&before), Some(&after)).await?;
     Ok(Json(after))
 }
 

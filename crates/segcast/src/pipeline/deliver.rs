@@ -161,13 +161,11 @@ fn requests(batch: &Batch, links: Option<&Rewriter>) -> Vec<Request> {
             .recipients
             .chunks(MULTICAST_MAX)
             .enumerate()
-            .map(|(i, chunk)| {
-                Request {
-                    part: format!("m{i}"),
-                    endpoint: Endpoint::Multicast,
-                    recipients: i * MULTICAST_MAX..i * MULTICAST_MAX + chunk.len(),
-                    messages: rewrite(&batch.messages, None),
-                }
+            .map(|(i, chunk)| Request {
+                part: format!("m{i}"),
+                endpoint: Endpoint::Multicast,
+                recipients: i * MULTICAST_MAX..i * MULTICAST_MAX + chunk.len(),
+                messages: rewrite(&batch.messages, None),
             })
             .collect(),
         DeliveryMode::Push => {

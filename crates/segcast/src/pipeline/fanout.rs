@@ -238,8 +238,9 @@ impl<'a> FileBatches<'a> {
                             start_line = self.line_no;
                         }
                         recipients.push(
-                            parse_recipient(l, self.mode)
-                                .map_err(|e| anyhow!("{} line {}: {e}", self.object, self.line_no))?,
+                            parse_recipient(l, self.mode).map_err(|e| {
+                                anyhow!("{} line {}: {e}", self.object, self.line_no)
+                            })?,
                         );
                     }
                     self.line_no += 1;
@@ -361,7 +362,9 @@ pub async fn run(
                 ckpt.byte_offset = next_byte;
                 ckpt.line = next_line;
                 pending.checkpoint(ctx, &ckpt).await?;
-                lease_renewal.renew_if_due(ctx, campaign, owner, lease).await?;
+                lease_renewal
+                    .renew_if_due(ctx, campaign, owner, lease)
+                    .await?;
                 if Instant::now() >= deadline {
                     pending.wait().await?;
                     tracing::info!(campaign = %campaign.id, batches = ckpt.batches, "fan-out yields at its time budget");
@@ -374,7 +377,9 @@ pub async fn run(
         ckpt.byte_offset = 0;
         ckpt.line = 0;
         pending.checkpoint(ctx, &ckpt).await?;
-        lease_renewal.renew_if_due(ctx, campaign, owner, lease).await?;
+        lease_renewal
+            .renew_if_due(ctx, campaign, owner, lease)
+            .await?;
     }
     pending.wait().await?;
     ckpt.done = true;

@@ -255,6 +255,15 @@ impl Api {
         self.json(reqwest::Method::GET, path, None).await
     }
 
+    /// `POST /api/campaigns/{id}/{action}`: schedule, approve, pause, resume, cancel, duplicate.
+    async fn campaign_action(&self, id: &str, action: &str, body: Value) -> anyhow::Result<Value> {
+        self.post(
+            &format!("/api/campaigns/{}/{action}", percent_encode(id)),
+            body,
+        )
+        .await
+    }
+
     async fn post(&self, path: &str, body: Value) -> anyhow::Result<Value> {
         self.json(reqwest::Method::POST, path, Some(body)).await
     }
@@ -384,33 +393,15 @@ async fn run(cli: Cli) -> anyhow::Result<Option<Value>> {
                 )
                 .await?
             }
-            Campaigns::Schedule { id } => {
-                api.post(&format!("/api/campaigns/{}/schedule", enc(&id)), json!({}))
-                    .await?
-            }
-            Campaigns::Approve { id } => {
-                api.post(&format!("/api/campaigns/{}/approve", enc(&id)), json!({}))
-                    .await?
-            }
+            Campaigns::Schedule { id } => api.campaign_action(&id, "schedule", json!({})).await?,
+            Campaigns::Approve { id } => api.campaign_action(&id, "approve", json!({})).await?,
             Campaigns::Pause { id, reason } => {
-                api.post(
-                    &format!("/api/campaigns/{}/pause", enc(&id)),
-                    json!({"reason": reason}),
-                )
-                .await?
-            }
-            Campaigns::Resume { id } => {
-                api.post(&format!("/api/campaigns/{}/resume", enc(&id)), json!({}))
+                api.campaign_action(&id, "pause", json!({"reason": reason}))
                     .await?
             }
-            Campaigns::Cancel { id } => {
-                api.post(&format!("/api/campaigns/{}/cancel", enc(&id)), json!({}))
-                    .await?
-            }
-            Campaigns::Duplicate { id } => {
-                api.post(&format!("/api/campaigns/{}/duplicate", enc(&id)), json!({}))
-                    .await?
-            }
+            Campaigns::Resume { id } => api.campaign_action(&id, "resume", json!({})).await?,
+            Campaigns::Cancel { id } => api.campaign_action(&id, "cancel", json!({})).await?,
+            Campaigns::Duplicate { id } => api.campaign_action(&id, "duplicate", json!({})).await?,
             Campaigns::TestSend { id, users } => {
                 api.post(
                     &format!("/api/campaigns/{}/test-send", enc(&id)),
