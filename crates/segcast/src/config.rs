@@ -145,7 +145,7 @@ impl Settings {
         if !(1..=100).contains(&delivery_topics) {
             bail!("SEGCAST_DELIVERY_TOPICS={delivery_topics} must be between 1 and 100");
         }
-        let multicast_batch = parse_num(&vars, "SEGCAST_MULTICAST_BATCH", 5000usize)?;
+        let multicast_batch = parse_num(&vars, "SEGCAST_MULTICAST_BATCH", 4000usize)?;
         let push_batch = parse_num(&vars, "SEGCAST_PUSH_BATCH", 200usize)?;
         let max = crate::domain::MAX_BATCH_RECIPIENTS;
         if !(1..=max).contains(&multicast_batch) || !(1..=max).contains(&push_batch) {
