@@ -53,7 +53,7 @@ module "scheduler" {
 # flight each (SEGCAST_BATCH_CONCURRENCY); at 2,000 req/s and ~0.2 s per LINE request, ~400 requests are in
 # flight, i.e. ~7 batches busy. 80 batches queued behind the limiter is 16,000 requests = 8 s of sending,
 # well inside the 30 s push budget, so no batch times out waiting for its turn. Multicast: a 4,000-recipient
-# batch is 8 requests; 80 batches = 640 requests = 3.3 s at 196 req/s. More pushes than 80 are refused by
+# batch is 8 requests; 80 batches = 640 requests = 3.2 s at 200 req/s. More pushes than 80 are refused by
 # Cloud Run (429) and Pub/Sub backs off: the backlog waits in Pub/Sub, not in memory. `make bench` measures
 # ~1 MB per 4,000-recipient batch held (docs/performance.md), so 80 batches are ~100 MB over the base.
 # cpu_idle = false: the limiter's clock and the token refresher run between requests; 2 vCPUs for TLS to LINE

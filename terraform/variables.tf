@@ -119,9 +119,9 @@ variable "segment_source_datasets" {
 }
 
 variable "line_push_rate" {
-  description = "Push requests/s kept to per channel (SEGCAST_LINE_PUSH_RATE). LINE allows 2,000; 2% under it leaves room for network jitter (no second may hold more than the limit)."
+  description = "Push requests/s kept to per channel (SEGCAST_LINE_PUSH_RATE). LINE allows 2,000; the limiter counts each request until its answer is in, so no second at LINE holds more whatever the network does. Lower it when something else sends on the channel."
   type        = number
-  default     = 1960
+  default     = 2000
   validation {
     condition     = var.line_push_rate > 0 && var.line_push_rate <= 2000
     error_message = "line_push_rate must be between 1 and LINE's limit of 2,000 requests/s."
@@ -129,9 +129,9 @@ variable "line_push_rate" {
 }
 
 variable "line_multicast_rate" {
-  description = "Multicast requests/s kept to per channel (SEGCAST_LINE_MULTICAST_RATE). LINE allows 200; 2% under it leaves room for network jitter."
+  description = "Multicast requests/s kept to per channel (SEGCAST_LINE_MULTICAST_RATE). LINE allows 200; each request is counted until its answer is in, so no second at LINE holds more."
   type        = number
-  default     = 196
+  default     = 200
   validation {
     condition     = var.line_multicast_rate > 0 && var.line_multicast_rate <= 200
     error_message = "line_multicast_rate must be between 1 and LINE's limit of 200 requests/s."

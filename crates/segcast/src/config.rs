@@ -54,9 +54,9 @@ pub struct ClickSettings {
 #[derive(Debug, Clone)]
 pub struct LineSettings {
     pub base_url: String,
-    /// Per-channel request rates (requests per second) segcast keeps to. The defaults are 2% under LINE's
-    /// limits (push 2,000, multicast 200): requests are spaced evenly but reach LINE with some jitter, and no
-    /// one-second window may hold more than the limit.
+    /// Per-channel request rates (requests per second) segcast keeps to. The defaults are LINE's limits (push
+    /// 2,000, multicast 200): the limiter counts each request until its answer is in, so no one-second window
+    /// at LINE can hold more than this however the requests are delayed on the way ([`crate::line::rate_limit`]).
     pub push_rate: u32,
     pub multicast_rate: u32,
     pub request_timeout: Duration,
@@ -173,8 +173,8 @@ impl Settings {
             line: LineSettings {
                 base_url: get(&vars, "LINE_API_BASE_URL")
                     .unwrap_or_else(|| "https://api.line.me".into()),
-                push_rate: parse_num(&vars, "SEGCAST_LINE_PUSH_RATE", 1960u32)?,
-                multicast_rate: parse_num(&vars, "SEGCAST_LINE_MULTICAST_RATE", 196u32)?,
+                push_rate: parse_num(&vars, "SEGCAST_LINE_PUSH_RATE", 2000u32)?,
+                multicast_rate: parse_num(&vars, "SEGCAST_LINE_MULTICAST_RATE", 200u32)?,
                 request_timeout: Duration::from_millis(parse_num(
                     &vars,
                     "SEGCAST_LINE_TIMEOUT_MS",

@@ -122,7 +122,9 @@ impl LineClient {
                     };
                 }
             };
-            self.limiter
+            // Held until the answer's headers are in: LINE counted the request somewhere in between.
+            let permit = self
+                .limiter
                 .acquire(channel.as_str(), endpoint.as_str(), self.rate(endpoint))
                 .await;
             let resp = self
@@ -137,6 +139,7 @@ impl LineClient {
                 .json(body)
                 .send()
                 .await;
+            drop(permit);
             let resp = match resp {
                 Ok(r) => r,
                 Err(e) => {

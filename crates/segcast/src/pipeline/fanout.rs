@@ -160,8 +160,8 @@ async fn republish_undone(ctx: &Ctx, group: &mut Vec<Batch>, so_far: u64) -> any
 /// One round file cut into batches from a position (the start, or a checkpoint, which is always on a batch
 /// boundary): the same lines, blank-line rule and batch boundaries whichever it starts from, so [`run`] and
 /// [`redrive`] build identical batches. Reads the file chunk by chunk (memory bounded by a batch).
-struct FileBatches<'a> {
-    object: &'a str,
+struct FileBatches {
+    object: String,
     reader: crate::gcp::storage::ObjectReader,
     lines: LineSplitter,
     line_no: u64,
@@ -198,17 +198,17 @@ impl Cut {
     }
 }
 
-impl<'a> FileBatches<'a> {
+impl FileBatches {
     async fn open(
         ctx: &Ctx,
-        object: &'a str,
+        object: &str,
         byte_offset: u64,
         line: u64,
         mode: DeliveryMode,
         batch_size: usize,
     ) -> anyhow::Result<Self> {
         Ok(Self {
-            object,
+            object: object.to_owned(),
             reader: ctx.gcp.storage.read_from(object, byte_offset).await?,
             lines: LineSplitter::new(byte_offset),
             line_no: line,
@@ -253,6 +253,115 @@ impl<'a> FileBatches<'a> {
             next_byte: self.lines.position(),
             next_line: self.line_no,
         }))
+    }
+}
+
+/// Files read ahead of the one being published: reading (waiting on Cloud Storage, cutting lines) overlaps
+/// with encoding and with waiting for Pub/Sub, and several files stream at once. Each reader holds at most
+/// [`READ_AHEAD_BATCHES`] cut batches, so memory stays bounded by a few batches per file.
+const READ_AHEAD_FILES: usize = 3;
+const READ_AHEAD_BATCHES: usize = 2;
+
+/// What a file's reader sends: its batches in order, then `End` (a reader that stops without `End` failed).
+enum Read {
+    Cut(Cut),
+    End,
+}
+
+/// The readers of the next files, in file order. Batches are still published strictly in file and line order,
+/// so checkpoints stay (file, byte offset, line) of a prefix of the work list.
+struct ReadAhead<'c> {
+    ctx: &'c Ctx,
+    campaign: &'c Campaign,
+    mode: DeliveryMode,
+    batch_size: usize,
+    /// The next file to start a reader for.
+    next_file: usize,
+    readers: std::collections::VecDeque<FileReader>,
+}
+
+struct FileReader {
+    rx: tokio::sync::mpsc::Receiver<anyhow::Result<Read>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for FileReader {
+    /// Ends the reader if the fan-out stops early (yields at its budget, fails, or is itself dropped).
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl<'c> ReadAhead<'c> {
+    /// Readers from `ckpt`'s position on.
+    fn new(
+        ctx: &'c Ctx,
+        campaign: &'c Campaign,
+        ckpt: &FanoutCheckpoint,
+        mode: DeliveryMode,
+        batch_size: usize,
+    ) -> Self {
+        let mut ra = Self {
+            ctx,
+            campaign,
+            mode,
+            batch_size,
+            next_file: ckpt.file,
+            readers: Default::default(),
+        };
+        ra.fill(ckpt.byte_offset, ckpt.line);
+        ra
+    }
+
+    /// Starts readers until [`READ_AHEAD_FILES`] run; the first one started begins at (`byte`, `line`).
+    fn fill(&mut self, mut byte: u64, mut line: u64) {
+        while self.readers.len() < READ_AHEAD_FILES
+            && self.next_file < self.campaign.round_files.len()
+        {
+            let (tx, rx) = tokio::sync::mpsc::channel(READ_AHEAD_BATCHES);
+            let (ctx, object) = (
+                self.ctx.clone(),
+                self.campaign.round_files[self.next_file].clone(),
+            );
+            let (mode, batch_size) = (self.mode, self.batch_size);
+            let task = tokio::spawn(async move {
+                let result = async {
+                    let mut batches =
+                        FileBatches::open(&ctx, &object, byte, line, mode, batch_size).await?;
+                    while let Some(cut) = batches.next().await? {
+                        if tx.send(Ok(Read::Cut(cut))).await.is_err() {
+                            return Ok(());
+                        }
+                    }
+                    anyhow::Ok(())
+                }
+                .await;
+                let _ = tx.send(result.map(|()| Read::End)).await;
+            });
+            self.readers.push_back(FileReader { rx, task });
+            self.next_file += 1;
+            (byte, line) = (0, 0);
+        }
+    }
+
+    /// The next batch of the current file, or `None` at its end (then the next call reads the next file).
+    async fn next(&mut self) -> anyhow::Result<Option<Cut>> {
+        let reader = self
+            .readers
+            .front_mut()
+            .ok_or_else(|| anyhow!("fan-out read past the last file"))?;
+        match reader.rx.recv().await {
+            Some(Ok(Read::Cut(cut))) => Ok(Some(cut)),
+            Some(Ok(Read::End)) => {
+                self.readers.pop_front();
+                self.fill(0, 0);
+                Ok(None)
+            }
+            Some(Err(e)) => Err(e),
+            None => Err(anyhow!(
+                "a fan-out file reader stopped before the end of its file"
+            )),
+        }
     }
 }
 
@@ -326,23 +435,26 @@ pub async fn run(
     let mut lease_renewal = LeaseRenewal {
         last: Instant::now(),
     };
+    // Where the fan-out's time goes (logged at the end): reading and cutting the files, encoding batches, and
+    // waiting for Pub/Sub to confirm publishes (checkpoints wait for the publishes before them).
+    let (mut read, mut encode, mut wait) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
 
+    let mut files = ReadAhead::new(ctx, campaign, &ckpt, mode, batch_size);
     while !ckpt.done && ckpt.file < campaign.round_files.len() {
         let file = ckpt.file;
-        let mut batches = FileBatches::open(
-            ctx,
-            &campaign.round_files[file],
-            ckpt.byte_offset,
-            ckpt.line,
-            mode,
-            batch_size,
-        )
-        .await?;
-        while let Some(cut) = batches.next().await? {
+        loop {
+            let t = Instant::now();
+            let Some(cut) = files.next().await? else {
+                read += t.elapsed();
+                break;
+            };
+            read += t.elapsed();
+            let t = Instant::now();
             let (next_byte, next_line) = (cut.next_byte, cut.next_line);
             let batch = cut.into_batch(campaign, file, mode, &messages);
             let n = batch.recipients.len() as u64;
             let data = serde_json::to_vec(&batch).context("encoding a batch")?;
+            encode += t.elapsed();
             let topic = (ckpt.batches % topics as u64) as usize;
             pending.futures.push(
                 publishers[topic].publish(
@@ -361,10 +473,12 @@ pub async fn run(
             if ckpt.batches.is_multiple_of(CHECKPOINT_EVERY) {
                 ckpt.byte_offset = next_byte;
                 ckpt.line = next_line;
+                let t = Instant::now();
                 pending.checkpoint(ctx, &ckpt).await?;
                 lease_renewal
                     .renew_if_due(ctx, campaign, owner, lease)
                     .await?;
+                wait += t.elapsed();
                 if Instant::now() >= deadline {
                     pending.wait().await?;
                     tracing::info!(campaign = %campaign.id, batches = ckpt.batches, "fan-out yields at its time budget");
@@ -376,12 +490,16 @@ pub async fn run(
         ckpt.file = file + 1;
         ckpt.byte_offset = 0;
         ckpt.line = 0;
+        let t = Instant::now();
         pending.checkpoint(ctx, &ckpt).await?;
         lease_renewal
             .renew_if_due(ctx, campaign, owner, lease)
             .await?;
+        wait += t.elapsed();
     }
+    let t = Instant::now();
     pending.wait().await?;
+    wait += t.elapsed();
     ckpt.done = true;
     ds.upsert(&ckpt).await?;
     let recipients = ckpt.recipients;
@@ -390,6 +508,8 @@ pub async fn run(
     let elapsed_ms = started.elapsed().as_millis() as u64;
     tracing::info!(
         campaign = %campaign.id, round = campaign.round, batches, recipients, elapsed_ms,
+        read_ms = read.as_millis() as u64, encode_ms = encode.as_millis() as u64,
+        publish_wait_ms = wait.as_millis() as u64,
         resumed = !ckpt.resumed_at.is_empty(), "fan-out complete"
     );
     let c = advance(
