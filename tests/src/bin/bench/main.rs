@@ -36,7 +36,7 @@ struct Args {
     /// Recipients of the push scenario (default 100,000; quick 10,000).
     #[arg(long)]
     push: Option<u64>,
-    /// Segment sizes of the memory scenario (default 10000,1000000,5000000; quick 10000,200000).
+    /// Segment sizes of the memory scenario (default 10000,1000000,5000000; quick 10000,500000,1000000).
     #[arg(long, value_delimiter = ',')]
     memory: Option<Vec<u64>>,
     /// Only these scenarios: multicast, push, memory, rate, capacity, click (rate needs multicast and push).
@@ -101,7 +101,7 @@ async fn main() -> anyhow::Result<()> {
         .unwrap_or(if quick { 100_000 } else { 1_000_000 });
     let push_n = args.push.unwrap_or(if quick { 10_000 } else { 100_000 });
     let memory_sizes = args.memory.clone().unwrap_or(if quick {
-        vec![10_000, 200_000]
+        vec![10_000, 500_000, 1_000_000]
     } else {
         vec![10_000, 1_000_000, 5_000_000]
     });
