@@ -43,17 +43,29 @@ pub struct SendRun {
     pub rate_accuracy: Value,
 }
 
+/// Sending stages shorter than this are not judged on efficiency (see [`run`]).
+const MIN_JUDGED_SENDING_S: f64 = 3.0;
+
 impl SendRun {
     pub fn summary(&self) -> String {
         let j = &self.json;
+        let unjudged = |target: &str| {
+            if j[target].is_null() {
+                " (not judged at this size)"
+            } else {
+                ""
+            }
+        };
         format!(
-            "{} recipients in {}s due->completed; sending {}s at {} req/s = efficiency {}; fan-out {} recipients/s",
+            "{} recipients in {}s due->completed; sending {}s at {} req/s = efficiency {}{}; fan-out {} recipients/s{}",
             j["recipients"],
             j["wall_s"],
             j["stages_s"]["sending"],
             j["line_requests_per_s"],
             j["efficiency"],
-            j["fanout_recipients_per_s"]
+            unjudged("efficiency_target"),
+            j["fanout_recipients_per_s"],
+            unjudged("fanout_target_recipients_per_s"),
         )
     }
 }
@@ -284,10 +296,19 @@ pub async fn run(mode: Mode, n: u64, out: &Path) -> anyhow::Result<SendRun> {
     std::fs::write(out.join(format!("{name}.svg")), svg)?;
 
     let wall_target = (mode == Mode::Multicast && n >= 1_000_000).then_some(60.0);
+    // A quick run's sending stage is over in a second or two, mostly the pipeline filling (the first batches are
+    // still being published and handled): its rate says little about the rate held, so it is not judged.
+    let efficiency_target = (sending_s >= MIN_JUDGED_SENDING_S).then_some(0.95);
+    // The fan-out target is for the full-size campaign: a small one is mostly its fixed start-up (reading the
+    // campaign and content, opening the first file, the first checkpoint).
+    let fanout_target = (mode == Mode::Multicast && n >= 1_000_000).then_some(200_000.0);
     let checks = [
         ("all delivered", unit.unique == n),
         ("no duplicates", duplicates == 0),
-        ("efficiency >= 0.95", efficiency >= 0.95),
+        (
+            "efficiency >= 0.95",
+            efficiency_target.is_none_or(|t| efficiency >= t),
+        ),
         ("never over the limit", max_rate <= mode.limit()),
         (
             "due->completed within target",
@@ -295,7 +316,7 @@ pub async fn run(mode: Mode, n: u64, out: &Path) -> anyhow::Result<SendRun> {
         ),
         (
             "fan-out >= 200,000 recipients/s",
-            mode == Mode::Push || fanout_rps >= 200_000.0,
+            fanout_target.is_none_or(|t| fanout_rps >= t),
         ),
     ];
     let failed: Vec<&str> = checks.iter().filter(|c| !c.1).map(|c| c.0).collect();
@@ -331,6 +352,8 @@ pub async fn run(mode: Mode, n: u64, out: &Path) -> anyhow::Result<SendRun> {
         "line_requests_per_s": round(rate, 1),
         "limit_per_s": mode.limit(),
         "efficiency": round(efficiency, 3),
+        "efficiency_target": efficiency_target,
+        "fanout_target_recipients_per_s": fanout_target,
         "recipients_per_s_sending": round(unit.unique as f64 / sending_s.max(0.001), 0),
         "fanout_recipients_per_s": round(fanout_rps, 0),
         "delivered": unit.unique,
