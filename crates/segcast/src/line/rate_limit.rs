@@ -83,7 +83,7 @@ impl RateLimiter {
     /// it as in flight until the returned permit is dropped (drop it once the answer is in).
     pub async fn acquire(&self, channel: &str, endpoint: &'static str, per_second: u32) -> Permit {
         let key: Key = (channel.to_owned(), endpoint);
-        let at = {
+        let (at, notify) = {
             let mut map = self.inner.lock().expect("rate limiter");
             let interval = Duration::from_secs_f64(1.0 / f64::from(per_second.max(1)));
             let now = Instant::now();
@@ -97,13 +97,12 @@ impl RateLimiter {
             slot.interval = interval;
             let at = slot.next.max(now);
             slot.next = at + interval;
-            at
+            (at, slot.answered_notify.clone())
         };
         tokio::time::sleep_until(at).await;
         // The schedule alone can bunch (tasks that wake late all go at once) and says nothing about when the
         // requests arrive: the window decides.
         let cap = per_second.max(1) as usize;
-        let notify = self.slot(&key, |s| s.answered_notify.clone());
         loop {
             // Registered before the window is looked at, so an answer that comes in between still wakes us.
             let notified = notify.notified();
@@ -134,11 +133,6 @@ impl RateLimiter {
                 None => notified.await,
             }
         }
-    }
-
-    fn slot<T>(&self, key: &Key, f: impl FnOnce(&mut Slot) -> T) -> T {
-        let mut map = self.inner.lock().expect("rate limiter");
-        f(map.get_mut(key).expect("slots are never removed"))
     }
 
     /// LINE answered 429 (rate): nobody on this channel and endpoint sends for `pause`.

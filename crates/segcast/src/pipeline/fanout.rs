@@ -444,11 +444,9 @@ pub async fn run(
         let file = ckpt.file;
         loop {
             let t = Instant::now();
-            let Some(cut) = files.next().await? else {
-                read += t.elapsed();
-                break;
-            };
+            let next = files.next().await?;
             read += t.elapsed();
+            let Some(cut) = next else { break };
             let t = Instant::now();
             let (next_byte, next_line) = (cut.next_byte, cut.next_line);
             let batch = cut.into_batch(campaign, file, mode, &messages);
@@ -475,10 +473,10 @@ pub async fn run(
                 ckpt.line = next_line;
                 let t = Instant::now();
                 pending.checkpoint(ctx, &ckpt).await?;
+                wait += t.elapsed();
                 lease_renewal
                     .renew_if_due(ctx, campaign, owner, lease)
                     .await?;
-                wait += t.elapsed();
                 if Instant::now() >= deadline {
                     pending.wait().await?;
                     tracing::info!(campaign = %campaign.id, batches = ckpt.batches, "fan-out yields at its time budget");
@@ -492,10 +490,10 @@ pub async fn run(
         ckpt.line = 0;
         let t = Instant::now();
         pending.checkpoint(ctx, &ckpt).await?;
+        wait += t.elapsed();
         lease_renewal
             .renew_if_due(ctx, campaign, owner, lease)
             .await?;
-        wait += t.elapsed();
     }
     let t = Instant::now();
     pending.wait().await?;

@@ -442,10 +442,12 @@ pub async fn memory(sizes: &[u64], out: &Path) -> anyhow::Result<Vec<(String, Va
         // most 2 per subscription with the Pub/Sub emulator (20 for 10 topics); the scheduler holds the batches
         // read ahead and the publishes not yet confirmed, at most two checkpoint groups
         // (2 x CHECKPOINT_EVERY batches).
+        // (A baseline is always smaller than the last size: if only the last fills the window, judge from the
+        // smallest, the strict reading.)
         let filling = |batches: u64| {
             peaks
                 .iter()
-                .find(|p| p.0 >= batches * batch)
+                .find(|p| p.0 >= batches * batch && p.0 < last.0)
                 .copied()
                 .unwrap_or(first)
         };
