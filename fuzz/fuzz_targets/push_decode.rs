@@ -5,7 +5,8 @@
 
 use base64::Engine;
 use libfuzzer_sys::fuzz_target;
-use segcast::apps::delivery::{MAX_BATCH_RECIPIENTS, decode_push};
+use segcast::domain::MAX_BATCH_RECIPIENTS;
+use segcast::pipeline::batch_wire::decode_push;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(pushed) = decode_push(data) else {

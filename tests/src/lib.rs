@@ -5,13 +5,13 @@
 use anyhow::{Context, bail};
 use devstack::{Stack, StackOptions};
 use fake_line::FakeLine;
-use segcast::apps::delivery::{DeliveryApp, router};
-use segcast::apps::push_auth::PushAuth;
 use segcast::catalog::{Channel, Content, Segment};
 use segcast::config::Settings;
 use segcast::domain::{
     Campaign, CampaignCounts, CampaignId, CampaignStatus, ChannelId, ContentId, Messages, SegmentId,
 };
+use segcast::http::delivery_push::{DeliveryApp, router};
+use segcast::http::push_auth::PushAuth;
 use segcast::line::LineClient;
 use segcast::line::token::TokenProvider;
 use segcast::pipeline::scheduler::{TickOptions, tick};
@@ -334,8 +334,8 @@ impl TestEnv {
             created_by: None,
             approval: None,
         };
-        control::create(ds, &campaign).await?;
-        control::schedule(ds, &campaign.id).await?;
+        control::create(&self.ctx, &campaign).await?;
+        control::schedule(&self.ctx, &campaign.id).await?;
         Ok(campaign.id)
     }
 

@@ -6,14 +6,14 @@
 
 use fake_line::Interaction;
 use futures::future::BoxFuture;
-use segcast::apps::click::{
-    self, BufferOptions, ClickApp, ClickBuffer, ClickPublisher, CountingPublisher, StaticLinks,
-    Targets,
-};
 use segcast::click::analytics;
 use segcast::click::insight::{self, Count, InsightState};
 use segcast::click::token::{Claims, Keys, unix_now};
 use segcast::domain::{CampaignId, CampaignStatus, UserId};
+use segcast::http::click_redirect::{
+    self as click_redirect, BufferOptions, ClickApp, ClickBuffer, ClickPublisher,
+    CountingPublisher, StaticLinks, Targets,
+};
 use segcast_e2e::{EnvOptions, Service, TestEnv, free_port};
 use serde_json::json;
 use std::collections::{BTreeMap, HashMap};
@@ -47,7 +47,7 @@ impl Redirect {
     fn serve(listener: tokio::net::TcpListener, app: ClickApp, stop: CancellationToken) -> Self {
         let url = format!("http://{}", listener.local_addr().unwrap());
         let s = stop.clone();
-        let router = click::router(app.clone());
+        let router = click_redirect::router(app.clone());
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, router)
                 .with_graceful_shutdown(async move { s.cancelled().await })
@@ -124,7 +124,7 @@ async fn tracked_links_are_clicked_through_the_redirect_and_counted_in_bigquery(
     .unwrap();
     let stop = CancellationToken::new();
     let (app, flusher) =
-        click::from_settings(&env.ctx.settings, BufferOptions::default(), stop.clone())
+        click_redirect::from_settings(&env.ctx.settings, BufferOptions::default(), stop.clone())
             .await
             .unwrap();
     let mut redirect = Redirect::serve(listener, app, stop);

@@ -10,8 +10,8 @@
 
 use anyhow::{Context, bail, ensure};
 use fantoccini::{Client, ClientBuilder, Locator};
-use segcast::apps::scheduler::run_loop;
 use segcast::console::{ConsoleApp, ConsoleSettings, router};
+use segcast::http::scheduler_tick::run_loop;
 use segcast::line::secrets::ChannelSecrets;
 use segcast::pipeline::scheduler::TickOptions;
 use segcast_e2e::{CHANNEL, CHANNEL_SECRET, EnvOptions, TestEnv, free_port};

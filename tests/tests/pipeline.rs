@@ -3,8 +3,8 @@
 //! judge: a recipient accepted twice for a campaign is a duplicate.
 
 use fake_line::Faults;
-use segcast::catalog::{BatchDone, FanoutCheckpoint};
 use segcast::domain::{Batch, BatchId, CampaignStatus, DeliveryMode, Recipient, UserId};
+use segcast::pipeline::records::{BatchDone, FanoutCheckpoint};
 use segcast::pipeline::{claim, control};
 use segcast_e2e::{CHANNEL, EnvOptions, TestEnv, text};
 use std::time::Duration;
@@ -173,10 +173,10 @@ async fn two_schedulers_racing_claim_once_and_deliver_once() {
     // Racing claims: exactly one of many concurrent claims wins.
     let racers: Vec<_> = (0..6)
         .map(|i| {
-            let ds = env.ctx.gcp.datastore.clone();
+            let ctx = env.ctx.clone();
             let id = id.clone();
             tokio::spawn(async move {
-                claim::claim(&ds, &id, &format!("racer-{i}"), MINUTE)
+                claim::claim(&ctx, &id, &format!("racer-{i}"), MINUTE)
                     .await
                     .unwrap()
             })
@@ -189,9 +189,7 @@ async fn two_schedulers_racing_claim_once_and_deliver_once() {
     let winners: Vec<_> = claims.into_iter().flatten().collect();
     assert_eq!(winners.len(), 1, "exactly one claim wins");
     let winner = winners[0].lease.clone().unwrap().owner;
-    claim::release(&env.ctx.gcp.datastore, &id, &winner)
-        .await
-        .unwrap();
+    claim::release(&env.ctx, &id, &winner).await.unwrap();
     // Two schedulers driving the campaign at the same time.
     let (a, b) = tokio::join!(
         env.run_until(&id, "scheduler-a", 2 * MINUTE, |c| c.completed_at.is_some()),
@@ -286,14 +284,19 @@ async fn an_exhausted_quota_pauses_the_campaign_and_it_resumes_when_raised() {
     // The operator raises the quota and resumes.
     env.fake().set_quota(CHANNEL, None);
     let before_resume = time::OffsetDateTime::now_utc();
-    control::resume(&env.ctx.gcp.datastore, &id).await.unwrap();
+    control::resume(&env.ctx, &id).await.unwrap();
     // A handler that saw the quota error before the resume but writes its pause after it (a slow, contended
     // Datastore transaction) must not pause the campaign again.
     let ds = &env.ctx.gcp.datastore;
-    assert!(
-        !control::pause_for_quota(ds, &id, before_resume)
-            .await
-            .unwrap(),
+    let after_late_write = segcast::catalog::change_campaign(ds, id.as_str(), |c| {
+        c.pause_for_quota(before_resume, env.ctx.clock.now());
+        Ok(())
+    })
+    .await
+    .unwrap();
+    assert_ne!(
+        after_late_write.status,
+        CampaignStatus::Paused,
         "a quota error older than the resume does not pause"
     );
     assert_ne!(env.get(&id).await.unwrap().status, CampaignStatus::Paused);
@@ -309,7 +312,7 @@ async fn an_exhausted_quota_pauses_the_campaign_and_it_resumes_when_raised() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pause_holds_batches_and_resume_delivers_the_rest_once() {
     let (env, id) = slow_campaign_under_way(EnvOptions::default()).await;
-    control::pause(&env.ctx.gcp.datastore, &id, "marketer paused")
+    control::pause(&env.ctx, &id, "marketer paused")
         .await
         .unwrap();
     // Batches already past their status check finish: at most 20 pushes in flight (10 subscriptions x 2),
@@ -323,7 +326,7 @@ async fn pause_holds_batches_and_resume_delivers_the_rest_once() {
         "nothing is sent while paused"
     );
     assert!(at_pause < 20_000);
-    control::resume(&env.ctx.gcp.datastore, &id).await.unwrap();
+    control::resume(&env.ctx, &id).await.unwrap();
     let c = env.run_to_end(&id, 3 * MINUTE).await.unwrap();
     assert_eq!(
         (c.status, c.counts.delivered),
@@ -339,7 +342,7 @@ async fn cancel_mid_campaign_settles_every_target_as_delivered_or_canceled() {
         .set("SEGCAST_PUSH_BUDGET_SECONDS", 4)
         .set("SEGCAST_ACK_DEADLINE_SECONDS", 10);
     let (env, id) = slow_campaign_under_way(opts).await;
-    control::cancel(&env.ctx.gcp.datastore, &id, Duration::from_secs(10))
+    control::cancel(&env.ctx, &id, Duration::from_secs(10))
         .await
         .unwrap();
     let c = env.run_to_end(&id, 2 * MINUTE).await.unwrap();
@@ -439,7 +442,7 @@ async fn a_redelivered_done_batch_is_acknowledged_without_sending() {
         channel_id: env.channel.clone(),
         mode: DeliveryMode::Multicast,
         dry_run: false,
-        messages: text("hello").as_array().unwrap().clone(),
+        messages: segcast::domain::Messages::parse(&text("hello")).unwrap(),
         recipients: vec![Recipient {
             user_id: UserId::parse("Uc4ca4238a0b923820dcc509a6f75849b").unwrap(),
             attrs: None,
@@ -611,9 +614,7 @@ async fn a_test_send_delivers_the_content_to_listed_users_now_and_leaves_the_cam
         .campaign_for_users(10, personalised(), false)
         .await
         .unwrap();
-    control::pause(&env.ctx.gcp.datastore, &id, "not yet")
-        .await
-        .ok();
+    control::pause(&env.ctx, &id, "not yet").await.ok();
     let me = UserId::parse("U0123456789abcdef0123456789abcdef").unwrap();
     let attrs = serde_json::json!({"name": "Aki"})
         .as_object()
@@ -823,7 +824,7 @@ async fn parked_batches_beyond_what_one_datastore_response_holds_are_all_found()
     // recipients: 60 multicast batches of 2,000 are ~6 MB, more than one Datastore response may hold (4 MB).
     // The scheduler must still find every one to re-publish on resume (it read them in one query, failed every
     // tick, and the campaign never resumed).
-    use segcast::catalog::ParkedBatch;
+    use segcast::pipeline::records::ParkedBatch;
     let env = TestEnv::start().await.unwrap();
     let id = env
         .campaign_for_users(10, text("hello"), false)
@@ -844,7 +845,7 @@ async fn parked_batches_beyond_what_one_datastore_response_holds_are_all_found()
             channel_id: env.channel.clone(),
             mode: DeliveryMode::Multicast,
             dry_run: false,
-            messages: text("hello").as_array().unwrap().clone(),
+            messages: segcast::domain::Messages::parse(&text("hello")).unwrap(),
             recipients,
         };
         ds.upsert(&ParkedBatch { batch }).await.unwrap();

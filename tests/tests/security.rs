@@ -8,13 +8,14 @@ use base64::Engine;
 use gcloud_sdk::IdTokenAudience;
 use gcloud_sdk::id_token_verify::jsonwebtoken::{self, Algorithm, EncodingKey, Header};
 use gcloud_sdk::id_token_verify::{IdTokenKeys, IdTokenKeysSource, IdTokenVerifier, JwkSet};
-use segcast::apps::delivery::{DeliveryApp, MAX_PUSH_BODY};
-use segcast::apps::push_auth::PushAuth;
-use segcast::apps::scheduler::SchedulerApp;
 use segcast::catalog::Segment;
 use segcast::domain::{
     Batch, BatchId, CampaignId, CampaignStatus, DeliveryMode, Recipient, UserId,
 };
+use segcast::http::delivery_push::DeliveryApp;
+use segcast::http::push_auth::PushAuth;
+use segcast::http::scheduler_tick::SchedulerApp;
+use segcast::pipeline::batch_wire::MAX_PUSH_BODY;
 use segcast::pipeline::scheduler::TickOptions;
 use segcast_e2e::{CHANNEL, CHANNEL_SECRET, EnvOptions, Service, TestEnv, free_port, text};
 use serde_json::json;
@@ -103,7 +104,7 @@ fn batch(env: &TestEnv, id: &CampaignId, first: u64, n: u64) -> Batch {
         channel_id: env.channel.clone(),
         mode: DeliveryMode::Multicast,
         dry_run: false,
-        messages: text("hello").as_array().unwrap().clone(),
+        messages: segcast::domain::Messages::parse(&text("hello")).unwrap(),
         recipients: (first..first + n)
             .map(|i| Recipient {
                 user_id: user(i),
@@ -180,7 +181,7 @@ async fn push_and_tick_endpoints_refuse_missing_and_wrong_shared_tokens() {
     let id = sendable_campaign(&env).await;
     let mut tick_opts = TickOptions::new("security-tick");
     tick_opts.budget = Duration::from_secs(1);
-    let scheduler = serve(segcast::apps::scheduler::router(SchedulerApp {
+    let scheduler = serve(segcast::http::scheduler_tick::router(SchedulerApp {
         ctx: env.ctx.clone(),
         opts: tick_opts,
         auth: PushAuth::from_settings(&env.ctx.settings.delivery).unwrap(),
@@ -315,7 +316,7 @@ async fn oidc_pushes_need_a_google_signed_token_for_the_audience_from_the_push_s
             service_account: PUSH_SA.to_owned(),
         },
     };
-    let handler = serve(segcast::apps::delivery::router(app)).await;
+    let handler = serve(segcast::http::delivery_push::router(app)).await;
     let url = format!("{}/push/delivery", handler.url);
     let id = sendable_campaign(&env).await;
     let body = push_body(&batch(&env, &id, 0, 2));

@@ -1,11 +1,8 @@
-//! What marketers register — contents, segments, channels — and campaigns, stored as Datastore entities, plus
-//! the per-batch and per-round state the pipeline keeps there (dedupe records, fan-out checkpoints, parked
-//! batches of paused campaigns).
+//! What marketers register — contents, segments, channels — and campaigns, stored as Datastore entities. The
+//! pipeline's own records (dedupe, sends, parked batches, checkpoints) are in [`crate::pipeline::records`].
 
-use crate::domain::{
-    Batch, Campaign, CampaignId, ChannelId, ContentId, Messages, ParseError, SegmentId,
-};
-use crate::gcp::datastore::{Datastore, Doc, Indexed};
+use crate::domain::{Campaign, ChannelId, ContentId, Messages, NotAllowed, ParseError, SegmentId};
+use crate::gcp::datastore::{Datastore, Doc, Indexed, Inserted};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use time::OffsetDateTime;
@@ -140,108 +137,84 @@ impl Doc for Campaign {
     }
 }
 
-/// The dedupe record of a batch: written once the batch's outcomes are logged.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct BatchDone {
-    pub batch_id: String,
-    pub campaign_id: CampaignId,
-    pub round: u32,
-    pub delivered: u64,
-    pub failed: u64,
-    pub retryable: u64,
-    #[serde(with = "time::serde::rfc3339")]
-    pub done_at: OffsetDateTime,
+/// Why a command on a stored entity did not happen. Callers branch on it: the console answers 404, 409 and
+/// 500 (without the internal text, which is logged).
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    #[error("{kind} {id} does not exist")]
+    NotFound { kind: &'static str, id: String },
+    #[error(transparent)]
+    NotAllowed(#[from] NotAllowed),
+    #[error("the store failed: {0:#}")]
+    Store(anyhow::Error),
 }
 
-impl Doc for BatchDone {
-    const KIND: &'static str = "BatchDone";
-    fn key(&self) -> String {
-        self.batch_id.clone()
-    }
-    fn indexed(&self) -> Vec<(&'static str, Indexed)> {
-        vec![("campaign_id", Indexed::Str(self.campaign_id.to_string()))]
+impl From<anyhow::Error> for CommandError {
+    fn from(e: anyhow::Error) -> Self {
+        Self::Store(e)
     }
 }
 
-/// Who has sent a batch to LINE. The first handling to send inserts it; any later handling (a redelivery after
-/// a crash or a `Retry`, a copy re-published by a resumed fan-out) marks it `contended` before it sends. A
-/// handling may log requests as `retryable` (not accepted: the next round sends them again, with new retry
-/// keys) only if it was the first and is still the only one, and it `seals` the batch with its rows in the same
-/// transaction: after that no handling sends the batch again; a later one re-publishes the sealed rows.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct BatchSends {
-    pub batch_id: String,
-    pub campaign_id: CampaignId,
-    /// Another handling has started sending this batch after the first.
-    pub contended: bool,
-    /// The batch's final log rows, `retryable` ones included, once a sole first handling sealed it.
-    #[serde(default)]
-    pub sealed: Option<Vec<crate::domain::DeliveryLogRow>>,
-}
-
-impl Doc for BatchSends {
-    const KIND: &'static str = "BatchSends";
-    fn key(&self) -> String {
-        self.batch_id.clone()
+/// Stores a new campaign (refuses an existing id).
+pub async fn create_campaign(ds: &Datastore, campaign: &Campaign) -> Result<(), CommandError> {
+    match ds.insert(campaign).await? {
+        Inserted::New => Ok(()),
+        Inserted::AlreadyExists => Err(NotAllowed::new(
+            "already_exists",
+            format!("campaign {} already exists", campaign.id),
+        )
+        .into()),
     }
 }
 
-/// A batch that arrived while its campaign was paused; re-published on resume.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ParkedBatch {
-    pub batch: Batch,
+/// The one way a stored campaign changes: read, apply `f` (a rule of [`Campaign`]), write, in one Datastore
+/// transaction (retried when contended, so `f` may run more than once). A refusal changes nothing.
+pub async fn change_campaign(
+    ds: &Datastore,
+    id: &str,
+    f: impl FnMut(&mut Campaign) -> Result<(), NotAllowed>,
+) -> Result<Campaign, CommandError> {
+    let (_, after) = change_campaign_and_record(ds, id, f, |_, _| None::<Campaign>).await?;
+    Ok(after)
 }
 
-impl Doc for ParkedBatch {
-    const KIND: &'static str = "ParkedBatch";
-    fn key(&self) -> String {
-        self.batch.id.to_string()
-    }
-    fn indexed(&self) -> Vec<(&'static str, Indexed)> {
-        vec![(
-            "campaign_id",
-            Indexed::Str(self.batch.campaign_id.to_string()),
-        )]
-    }
-}
-
-/// How far the fan-out of a round got: everything before (`file`, `byte_offset`) is published.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct FanoutCheckpoint {
-    /// `<campaign>.r<round>`
-    pub key: String,
-    pub file: usize,
-    pub byte_offset: u64,
-    pub line: u64,
-    pub batches: u64,
-    pub recipients: u64,
-    pub done: bool,
-    /// Batch counts at which a scheduler resumed this fan-out from the checkpoint (after a crash or deploy).
-    #[serde(default)]
-    pub resumed_at: Vec<u64>,
-}
-
-impl FanoutCheckpoint {
-    pub fn key_for(campaign: &CampaignId, round: u32) -> String {
-        format!("{campaign}.r{round}")
-    }
-}
-
-impl Doc for FanoutCheckpoint {
-    const KIND: &'static str = "FanoutCheckpoint";
-    fn key(&self) -> String {
-        self.key.clone()
-    }
-}
-
-/// Sums the dedupe records of a campaign: live progress by recipients settled (not batches published).
-pub async fn progress(ds: &Datastore, campaign: &CampaignId) -> anyhow::Result<(u64, u64, u64)> {
-    let done: Vec<BatchDone> = ds
-        .query_eq("campaign_id", Indexed::Str(campaign.to_string()))
+/// [`change_campaign`], and writes `record(before, after)` (e.g. the change's audit entry) in the same
+/// transaction: the change and its record are saved together or not at all. Returns (before, after).
+pub async fn change_campaign_and_record<E: Doc>(
+    ds: &Datastore,
+    id: &str,
+    mut f: impl FnMut(&mut Campaign) -> Result<(), NotAllowed>,
+    mut record: impl FnMut(&Campaign, &Campaign) -> Option<E>,
+) -> Result<(Campaign, Campaign), CommandError> {
+    let mut outcome: Option<Result<Campaign, CommandError>> = None;
+    let written = ds
+        .update_with::<Campaign, E, _>(id, |current| {
+            let Some(before) = current else {
+                outcome = Some(Err(CommandError::NotFound {
+                    kind: "campaign",
+                    id: id.to_owned(),
+                }));
+                return Ok(None);
+            };
+            let mut after = before.clone();
+            match f(&mut after) {
+                Ok(()) => {
+                    let also = record(&before, &after);
+                    outcome = Some(Ok(before));
+                    Ok(Some((after, also)))
+                }
+                Err(refused) => {
+                    outcome = Some(Err(refused.into()));
+                    Ok(None)
+                }
+            }
+        })
         .await?;
-    Ok(done.iter().fold((0, 0, 0), |(d, f, r), b| {
-        (d + b.delivered, f + b.failed, r + b.retryable)
-    }))
+    match (written, outcome) {
+        (Some(after), Some(Ok(before))) => Ok((before, after)),
+        (_, Some(Err(e))) => Err(e),
+        _ => Err(anyhow::anyhow!("campaign {id} was not changed").into()),
+    }
 }
 
 #[cfg(test)]

@@ -11,13 +11,14 @@
 //! - [`catalog`]: contents, segments, channels and campaigns as Datastore entities.
 //! - [`click`]: click tracking (signed links, click rows), LINE insight, stats and CSV export.
 
-pub mod apps;
 pub mod catalog;
 pub mod click;
 pub mod config;
 pub mod console;
+pub mod ctx;
 pub mod domain;
 pub mod gcp;
+pub mod http;
 pub mod line;
 pub mod pipeline;
 pub mod segment_sql;

@@ -6,10 +6,11 @@
 use base64::Engine;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use segcast::apps::delivery::{MAX_BATCH_RECIPIENTS, decode_push};
+use segcast::domain::MAX_BATCH_RECIPIENTS;
 use segcast::domain::{
     Batch, BatchId, CampaignId, ChannelId, DeliveryMode, Messages, Recipient, UserId,
 };
+use segcast::pipeline::batch_wire::decode_push;
 use segcast::pipeline::export_file::{LineSplitter, Next, read_all};
 use segcast::segment_sql::{TokenKind, check, tokenize};
 use serde_json::{Value, json};
@@ -234,7 +235,10 @@ fn random_batch(r: &mut StdRng) -> Batch {
             DeliveryMode::Multicast
         },
         dry_run: r.random_bool(0.2),
-        messages: vec![json!({"type": "text", "text": if push { "Hi {{name}}" } else { "hello" }})],
+        messages: Messages::parse(
+            &json!([{"type": "text", "text": if push { "Hi {{name}}" } else { "hello" }}]),
+        )
+        .unwrap(),
         recipients: (first..first + n)
             .map(|i| Recipient {
                 user_id: UserId::parse(&format!("U{i:032x}")).unwrap(),

@@ -1,11 +1,11 @@
 //! segcast-click-redirect: `GET /c/{token}` -> 302 to the link's registered target, the click logged to the
-//! click topic through a bounded buffer (see `segcast::apps::click`). `GET /healthz`. Configuration from the
+//! click topic through a bounded buffer (see `segcast::http::click_redirect`). `GET /healthz`. Configuration from the
 //! environment: `SEGCAST_CLICK_KEYS` (required), `SEGCAST_CLICK_TOPIC`, `GOOGLE_CLOUD_PROJECT`,
 //! `SEGCAST_NAMESPACE`, `PORT`, the emulator variables; `SEGCAST_CLICK_BUFFER` (clicks buffered at most,
 //! default 100000). SIGTERM stops accepting, then flushes the buffer.
 
-use segcast::apps::click::{self, BufferOptions};
 use segcast::config::{Settings, listen_port};
+use segcast::http::click_redirect::{self, BufferOptions};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -25,10 +25,10 @@ async fn main() -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("SEGCAST_CLICK_BUFFER={v:?}: {e}"))?;
     }
     let stop = CancellationToken::new();
-    let (app, flusher) = click::from_settings(&settings, opts, stop.clone()).await?;
+    let (app, flusher) = click_redirect::from_settings(&settings, opts, stop.clone()).await?;
     let listener = tokio::net::TcpListener::bind(("0.0.0.0", listen_port())).await?;
     tracing::info!(addr = %listener.local_addr()?, topic = %settings.click.topic, "click redirect listening");
-    segcast::apps::serve(listener, click::router(app)).await?;
+    segcast::http::serve(listener, click_redirect::router(app)).await?;
     stop.cancel();
     if tokio::time::timeout(Duration::from_secs(8), flusher)
         .await

@@ -1,7 +1,7 @@
 //! segcast-delivery: the Pub/Sub push handler that sends batches to LINE (see `segcast::pipeline::deliver`).
 
-use segcast::apps::{self, delivery::DeliveryApp, push_auth::PushAuth};
 use segcast::config::{Settings, listen_port};
+use segcast::http::{self, delivery_push::DeliveryApp, push_auth::PushAuth};
 use segcast::line::LineClient;
 use segcast::pipeline::Ctx;
 
@@ -14,9 +14,9 @@ async fn main() -> anyhow::Result<()> {
     let ctx = Ctx::connect(settings).await?;
     let listener = tokio::net::TcpListener::bind(("0.0.0.0", listen_port())).await?;
     tracing::info!(addr = %listener.local_addr()?, "delivery handler listening");
-    apps::serve(
+    http::serve(
         listener,
-        apps::delivery::router(DeliveryApp { ctx, line, auth }),
+        http::delivery_push::router(DeliveryApp { ctx, line, auth }),
     )
     .await?;
     Ok(())

@@ -19,7 +19,7 @@ async fn main() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(("0.0.0.0", listen_port())).await?;
     tracing::info!(addr = %listener.local_addr()?, "log sink running");
     let health = axum::Router::new().route("/healthz", axum::routing::get(|| async { "ok" }));
-    segcast::apps::serve(listener, health).await?;
+    segcast::http::serve(listener, health).await?;
     stop.cancel();
     for w in workers {
         let _ = w.await;

@@ -1,8 +1,8 @@
 //! segcast-console: the marketers' console — JSON API, OpenAPI spec and web UI (see `segcast::console`).
 
-use segcast::apps;
 use segcast::config::{Settings, listen_port};
 use segcast::console::{ConsoleApp, router};
+use segcast::http;
 use segcast::line::LineClient;
 use segcast::pipeline::Ctx;
 
@@ -15,6 +15,6 @@ async fn main() -> anyhow::Result<()> {
     let app = ConsoleApp::from_env(ctx, line).await?;
     let listener = tokio::net::TcpListener::bind(("0.0.0.0", listen_port())).await?;
     tracing::info!(addr = %listener.local_addr()?, auth = app.settings.mode.name(), "console listening");
-    apps::serve(listener, router(app)).await?;
+    http::serve(listener, router(app)).await?;
     Ok(())
 }

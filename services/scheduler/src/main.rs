@@ -1,8 +1,8 @@
 //! segcast-scheduler: claims due campaigns and drives them (extract -> fan-out -> diff-retry rounds).
 //! `POST /tick` for Cloud Scheduler; with `SEGCAST_SCHEDULER_LOOP_MS` set it also ticks on its own (local use).
 
-use segcast::apps::{self, push_auth::PushAuth, scheduler::SchedulerApp};
 use segcast::config::{Settings, listen_port};
+use segcast::http::{self, push_auth::PushAuth, scheduler_tick::SchedulerApp};
 use segcast::pipeline::{Ctx, scheduler::TickOptions};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -36,7 +36,7 @@ async fn main() -> anyhow::Result<()> {
     let stop = CancellationToken::new();
     if let Ok(ms) = std::env::var("SEGCAST_SCHEDULER_LOOP_MS") {
         let every = Duration::from_millis(ms.parse()?);
-        tokio::spawn(apps::scheduler::run_loop(
+        tokio::spawn(http::scheduler_tick::run_loop(
             ctx.clone(),
             opts.clone(),
             every,
@@ -45,9 +45,9 @@ async fn main() -> anyhow::Result<()> {
     }
     let listener = tokio::net::TcpListener::bind(("0.0.0.0", listen_port())).await?;
     tracing::info!(addr = %listener.local_addr()?, owner = %opts.owner, "scheduler listening");
-    apps::serve(
+    http::serve(
         listener,
-        apps::scheduler::router(SchedulerApp { ctx, opts, auth }),
+        http::scheduler_tick::router(SchedulerApp { ctx, opts, auth }),
     )
     .await?;
     stop.cancel();

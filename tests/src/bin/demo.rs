@@ -9,7 +9,6 @@
 //! `DEMO_USERS=N` (default 100,000). With `LINE_API_BASE_URL` set (and `LINE_CHANNEL_ID` plus
 //! `LINE_CHANNEL_SECRET` or `LINE_CHANNEL_TOKEN`), it sends there instead of to its own fake.
 
-use segcast::catalog;
 use segcast::domain::CampaignStatus;
 use segcast::pipeline::scheduler::{TickOptions, tick};
 use segcast_e2e::{CONSOLE_ADMIN, CONSOLE_PASSWORD, EnvOptions, TestEnv, text};
@@ -72,7 +71,8 @@ async fn main() -> anyhow::Result<()> {
             anyhow::bail!("scheduler errors: {:?}", report.errors);
         }
         let c = env.get(&campaign).await?;
-        let (delivered, failed, _) = catalog::progress(&env.ctx.gcp.datastore, &campaign).await?;
+        let (delivered, failed, _) =
+            segcast::pipeline::records::progress(&env.ctx.gcp.datastore, &campaign).await?;
         let secs = t0.elapsed().as_secs_f64();
         let line = format!(
             "[{secs:6.1}s] {:<11} round {} | targeted {} | delivered {} | failed {} | {:.0} recipients/s",

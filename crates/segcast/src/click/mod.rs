@@ -7,7 +7,7 @@
 //! - [`export`]: a campaign's per-recipient outcomes and clicks as CSV, streamed from BigQuery.
 //! - [`analytics`]: campaign dimensions in BigQuery (for per-segment and per-content stats) and the stats queries.
 //!
-//! The redirect itself is [`crate::apps::click`]; the binary is `segcast-click-redirect`.
+//! The redirect itself is [`crate::http::click_redirect`]; the binary is `segcast-click-redirect`.
 
 pub mod analytics;
 pub mod export;

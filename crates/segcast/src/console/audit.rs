@@ -2,7 +2,9 @@
 //! Secrets never reach it: channels are recorded without their secret (only whether one is stored).
 
 use super::auth::Identity;
-use crate::gcp::datastore::{Datastore, Doc, Indexed};
+use crate::catalog::CommandError;
+use crate::domain::{Campaign, NotAllowed};
+use crate::gcp::datastore::{Datastore, Doc, Indexed, Inserted};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -35,7 +37,8 @@ impl Doc for AuditEntry {
     }
 }
 
-/// Records one change. `before`/`after` are the stored documents (any `Serialize`).
+/// Records one change. `before`/`after` are the stored documents (any `Serialize`). Where the change itself is
+/// a Datastore write, prefer [`change_campaign`] / [`create_campaign`], which save both in one commit.
 pub async fn record<B: Serialize, A: Serialize>(
     ds: &Datastore,
     who: &Identity,
@@ -44,8 +47,54 @@ pub async fn record<B: Serialize, A: Serialize>(
     before: Option<&B>,
     after: Option<&A>,
 ) -> anyhow::Result<()> {
+    ds.upsert(&entry(who, action, target, before, after)?).await
+}
+
+/// Changes a stored campaign by `f` (a rule of [`Campaign`]) and records the change with before/after, in one
+/// Datastore transaction: a refusal, a missing campaign or a failed write saves neither.
+pub async fn change_campaign(
+    ds: &Datastore,
+    who: &Identity,
+    action: &str,
+    id: &str,
+    f: impl FnMut(&mut Campaign) -> Result<(), NotAllowed>,
+) -> Result<Campaign, CommandError> {
+    let (_, after) = crate::catalog::change_campaign_and_record(ds, id, f, |before, after| {
+        // A campaign always serialises; an entry that could not be built would fail the change below.
+        entry(who, action, id, Some(before), Some(after)).ok()
+    })
+    .await?;
+    Ok(after)
+}
+
+/// Stores a new campaign and its audit entry in one commit (refuses an existing id).
+pub async fn create_campaign(
+    ds: &Datastore,
+    who: &Identity,
+    action: &str,
+    before: Option<&Value>,
+    campaign: &Campaign,
+) -> Result<(), CommandError> {
+    let entry = entry(who, action, campaign.id.as_str(), before, Some(campaign))?;
+    match ds.insert_with(campaign, Some(&entry)).await? {
+        Inserted::New => Ok(()),
+        Inserted::AlreadyExists => Err(NotAllowed::new(
+            "already_exists",
+            format!("campaign {} already exists", campaign.id),
+        )
+        .into()),
+    }
+}
+
+fn entry<B: Serialize, A: Serialize>(
+    who: &Identity,
+    action: &str,
+    target: &str,
+    before: Option<&B>,
+    after: Option<&A>,
+) -> anyhow::Result<AuditEntry> {
     let at = OffsetDateTime::now_utc();
-    let entry = AuditEntry {
+    Ok(AuditEntry {
         id: format!(
             "{:024}-{}",
             at.unix_timestamp_nanos(),
@@ -57,8 +106,7 @@ pub async fn record<B: Serialize, A: Serialize>(
         target: target.to_owned(),
         before: before.map(serde_json::to_value).transpose()?,
         after: after.map(serde_json::to_value).transpose()?,
-    };
-    ds.upsert(&entry).await
+    })
 }
 
 /// The newest `limit` entries, for one target or all.

@@ -232,7 +232,7 @@ struct IapClaims {
 
 impl IapVerifier {
     pub fn new(audience: String, jwks_url: Option<String>) -> Self {
-        crate::apps::push_auth::install_jwt_crypto();
+        crate::http::push_auth::install_jwt_crypto();
         Self {
             audience,
             jwks_url: jwks_url.unwrap_or_else(|| GOOGLE_IAP_JWKS.into()),

@@ -2,14 +2,15 @@
 //! drafts, editable until they start, scheduled (large ones only after a second user approves), paused,
 //! resumed, canceled, duplicated; a test send goes to listed users now.
 //!
-//! State changes go through [`crate::pipeline::control`], one Datastore transaction each, so a command that
-//! does not apply changes nothing and says why (409).
+//! Every state change is a rule of [`Campaign`] applied by [`audit::change_campaign`]: the change and its
+//! audit entry are one Datastore transaction, so a command that does not apply changes nothing and says why
+//! (409 with the rule's `code`), a missing campaign is 404 and a store failure 500.
 
 use super::auth::{Identity, Role};
 use super::error::{ApiError, ApiResult};
 use super::{Body, ConsoleApp, audit};
 use crate::domain::{
-    Approval, Campaign, CampaignCounts, CampaignId, CampaignStatus, QuietHours, UserId,
+    Approval, Campaign, CampaignCounts, CampaignId, CampaignStatus, NotAllowed, QuietHours, UserId,
 };
 use crate::pipeline::control::{self, TestSendResult};
 use axum::Router;
@@ -272,16 +273,7 @@ pub async fn create(
     who.require(Role::Editor, "create campaigns")?;
     let mut c = from_input(&app, &input).await?;
     c.created_by = Some(who.email.clone());
-    control::create(app.ds(), &c).await?;
-    audit::record(
-        app.ds(),
-        &who,
-        "campaign.create",
-        c.id.as_str(),
-        None::<&Campaign>,
-        Some(&c),
-    )
-    .await?;
+    audit::create_campaign(app.ds(), &who, "campaign.create", None, &c).await?;
     Ok((StatusCode::CREATED, Json(c)))
 }
 
@@ -297,65 +289,61 @@ pub async fn update(
     Body(input): Body<CampaignInput>,
 ) -> ApiResult<Json<Campaign>> {
     who.require(Role::Editor, "edit campaigns")?;
-    let before = get_campaign(&app, &id).await?;
-    editable(&before)?;
+    editable(&get_campaign(&app, &id).await?)?;
     let fresh = from_input(&app, &input).await?;
-    let mut refused = None;
-    let written = app
-        .ds()
-        .update::<Campaign, _>(&id, |current| {
-            refused = None;
-            let Some(mut c) = current else {
-                return Ok(None);
-            };
-            if let Err(e) = editable(&c) {
-                refused = Some(e);
-                return Ok(None);
-            }
-            c.name = fresh.name.clone();
-            c.content_id = fresh.content_id.clone();
-            c.segment_id = fresh.segment_id.clone();
-            c.channel_id = fresh.channel_id.clone();
-            c.send_at = fresh.send_at;
-            c.time_zone = fresh.time_zone.clone();
-            c.quiet_hours = fresh.quiet_hours.clone();
-            c.dry_run = fresh.dry_run;
-            c.max_rounds = fresh.max_rounds;
-            c.approval = None;
-            c.next_check_at = None;
-            if c.status == CampaignStatus::Scheduled {
-                c.transition(
-                    CampaignStatus::Draft,
-                    Some("edited: schedule it again".into()),
-                )?;
-            }
-            c.updated_at = OffsetDateTime::now_utc();
-            Ok(Some(c))
-        })
-        .await?;
-    if let Some(e) = refused {
-        return Err(e);
-    }
-    let after = written.ok_or_else(|| ApiError::not_found("campaign", &id))?;
-    audit::record(
-        app.ds(),
-        &who,
-        "campaign.update",
-        &id,
-        Some(&before),
-        Some(&after),
-    )
+    let now = app.ctx.clock.now();
+    let after = audit::change_campaign(app.ds(), &who, "campaign.update", &id, |c| {
+        editable(c)?;
+        c.name = fresh.name.clone();
+        c.content_id = fresh.content_id.clone();
+        c.segment_id = fresh.segment_id.clone();
+        c.channel_id = fresh.channel_id.clone();
+        c.send_at = fresh.send_at;
+        c.time_zone = fresh.time_zone.clone();
+        c.quiet_hours = fresh.quiet_hours.clone();
+        c.dry_run = fresh.dry_run;
+        c.max_rounds = fresh.max_rounds;
+        c.approval = None;
+        c.next_check_at = None;
+        if c.status == CampaignStatus::Scheduled {
+            c.transition(
+                CampaignStatus::Draft,
+                Some("edited: schedule it again".into()),
+                now,
+            )?;
+        }
+        c.updated_at = now;
+        Ok(())
+    })
     .await?;
     Ok(Json(after))
 }
 
-fn editable(c: &Campaign) -> ApiResult<()> {
+fn editable(c: &Campaign) -> Result<(), NotAllowed> {
     match c.status {
         CampaignStatus::Draft | CampaignStatus::Scheduled => Ok(()),
-        s => Err(ApiError::conflict(format!(
-            "campaign {} is {s}: only a draft or scheduled campaign can be edited (duplicate it instead)",
-            c.id
-        ))),
+        s => Err(NotAllowed::new(
+            "not_editable",
+            format!(
+                "campaign {} is {s}: only a draft or scheduled campaign can be edited (duplicate it instead)",
+                c.id
+            ),
+        )),
+    }
+}
+
+/// Only a draft can be scheduled (or asked for approval).
+fn draft(c: &Campaign) -> Result<(), NotAllowed> {
+    if c.status == CampaignStatus::Draft {
+        Ok(())
+    } else {
+        Err(NotAllowed::new(
+            "not_a_draft",
+            format!(
+                "campaign {} is {}: only a draft can be scheduled",
+                c.id, c.status
+            ),
+        ))
     }
 }
 
@@ -371,78 +359,42 @@ pub async fn schedule(
 ) -> ApiResult<(StatusCode, Json<Campaign>)> {
     who.require(Role::Editor, "schedule campaigns")?;
     let before = get_campaign(&app, &id).await?;
-    if before.status != CampaignStatus::Draft {
-        return Err(ApiError::conflict(format!(
-            "campaign {id} is {}: only a draft can be scheduled",
-            before.status
-        )));
-    }
+    draft(&before)?;
     let approved = before
         .approval
         .as_ref()
         .is_some_and(|a| a.approved_by.is_some());
+    let now = app.ctx.clock.now();
     if !approved {
         let segment = super::segments::get_segment(&app, before.segment_id.as_str()).await?;
         let n = super::segments::count(&app, &segment.sql).await? as u64;
         if n > app.settings.approval_threshold {
-            let after = change(&app, &id, |c| {
-                c.approval = Some(Approval {
-                    requested_by: who.email.clone(),
-                    requested_at: OffsetDateTime::now_utc(),
-                    recipients: n,
-                    approved_by: None,
-                    approved_at: None,
-                });
-                c.status_reason = Some(format!(
-                    "{n} recipients: waiting for approval by a second user"
-                ));
-                Ok(())
-            })
-            .await?;
-            audit::record(
-                app.ds(),
-                &who,
-                "campaign.request_approval",
-                &id,
-                Some(&before),
-                Some(&after),
-            )
-            .await?;
+            let after =
+                audit::change_campaign(app.ds(), &who, "campaign.request_approval", &id, |c| {
+                    draft(c)?;
+                    c.approval = Some(Approval {
+                        requested_by: who.email.clone(),
+                        requested_at: now,
+                        recipients: n,
+                        approved_by: None,
+                        approved_at: None,
+                    });
+                    c.status_reason = Some(format!(
+                        "{n} recipients: waiting for approval by a second user"
+                    ));
+                    c.updated_at = now;
+                    Ok(())
+                })
+                .await?;
             return Ok((StatusCode::ACCEPTED, Json(after)));
         }
     }
-    let after = control::schedule(app.ds(), &before.id)
-        .await
-        .map_err(|e| ApiError::conflict(format!("{e:#}")))?;
-    audit::record(
-        app.ds(),
-        &who,
-        "campaign.schedule",
-        &id,
-        Some(&before),
-        Some(&after),
-    )
+    let after = audit::change_campaign(app.ds(), &who, "campaign.schedule", &id, |c| {
+        draft(c)?;
+        c.transition(CampaignStatus::Scheduled, None, now)
+    })
     .await?;
     Ok((StatusCode::OK, Json(after)))
-}
-
-async fn change(
-    app: &ConsoleApp,
-    id: &str,
-    f: impl Fn(&mut Campaign) -> anyhow::Result<()>,
-) -> ApiResult<Campaign> {
-    let written = app
-        .ds()
-        .update::<Campaign, _>(id, |current| {
-            let Some(mut c) = current else {
-                return Ok(None);
-            };
-            f(&mut c)?;
-            c.updated_at = OffsetDateTime::now_utc();
-            Ok(Some(c))
-        })
-        .await?;
-    written.ok_or_else(|| ApiError::not_found("campaign", id))
 }
 
 /// A second user (approver or admin, neither its creator nor who asked) approves; the campaign is scheduled.
@@ -457,44 +409,31 @@ pub async fn approve(
     who.require(Role::Approver, "approve campaigns")?;
     let before = get_campaign(&app, &id).await?;
     let Some(request) = before.approval.as_ref().filter(|a| a.approved_by.is_none()) else {
-        return Err(ApiError::conflict(format!(
-            "campaign {id} is not waiting for approval"
-        )));
+        return Err(
+            ApiError::conflict(format!("campaign {id} is not waiting for approval"))
+                .with_code("not_waiting_for_approval"),
+        );
     };
     if request.requested_by == who.email || before.created_by.as_deref() == Some(&who.email) {
         return Err(ApiError::forbidden(
             "you cannot approve your own campaign: a second user must approve it",
         ));
     }
-    if before.status != CampaignStatus::Draft {
-        return Err(ApiError::conflict(format!(
-            "campaign {id} is {}",
-            before.status
-        )));
-    }
-    let approver = who.email.clone();
-    let after = change(&app, &id, |c| {
-        anyhow::ensure!(
-            c.status == CampaignStatus::Draft,
-            "campaign {} is {}",
-            c.id,
-            c.status
-        );
-        if let Some(a) = c.approval.as_mut() {
-            a.approved_by = Some(approver.clone());
-            a.approved_at = Some(OffsetDateTime::now_utc());
-        }
-        c.transition(CampaignStatus::Scheduled, None)
+    draft(&before)?;
+    let now = app.ctx.clock.now();
+    let after = audit::change_campaign(app.ds(), &who, "campaign.approve", &id, |c| {
+        // Checked again in the transaction: a concurrent edit may have cleared the request.
+        draft(c)?;
+        let Some(a) = c.approval.as_mut().filter(|a| a.approved_by.is_none()) else {
+            return Err(NotAllowed::new(
+                "not_waiting_for_approval",
+                format!("campaign {} is not waiting for approval", c.id),
+            ));
+        };
+        a.approved_by = Some(who.email.clone());
+        a.approved_at = Some(now);
+        c.transition(CampaignStatus::Scheduled, None, now)
     })
-    .await?;
-    audit::record(
-        app.ds(),
-        &who,
-        "campaign.approve",
-        &id,
-        Some(&before),
-        Some(&after),
-    )
     .await?;
     Ok(Json(after))
 }
@@ -512,23 +451,12 @@ pub async fn pause(
         .reason
         .filter(|r| !r.trim().is_empty())
         .unwrap_or_else(|| format!("paused by {}", who.email));
-    let ds = app.ds();
-    operator_command(
-        &app,
-        &who,
-        &id,
-        "campaign.pause",
-        |c| {
-            (!(c.status.is_running() || c.status == CampaignStatus::Scheduled)).then(|| {
-                format!(
-                    "campaign {id} is {}: only a scheduled or sending campaign can be paused",
-                    c.status
-                )
-            })
-        },
-        |cid| async move { control::pause(ds, &cid, &reason).await },
-    )
-    .await
+    let now = app.ctx.clock.now();
+    let after = audit::change_campaign(app.ds(), &who, "campaign.pause", &id, |c| {
+        c.pause(&reason, now)
+    })
+    .await?;
+    Ok(Json(after))
 }
 
 #[utoipa::path(post, path = "/api/campaigns/{id}/resume", tag = "campaigns",
@@ -539,19 +467,10 @@ pub async fn resume(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Campaign>> {
     who.require(Role::Editor, "resume campaigns")?;
-    let ds = app.ds();
-    operator_command(
-        &app,
-        &who,
-        &id,
-        "campaign.resume",
-        |c| {
-            (c.status != CampaignStatus::Paused)
-                .then(|| format!("campaign {id} is {}, not paused", c.status))
-        },
-        |cid| async move { control::resume(ds, &cid).await },
-    )
-    .await
+    let now = app.ctx.clock.now();
+    let after =
+        audit::change_campaign(app.ds(), &who, "campaign.resume", &id, |c| c.resume(now)).await?;
+    Ok(Json(after))
 }
 
 #[utoipa::path(post, path = "/api/campaigns/{id}/cancel", tag = "campaigns",
@@ -562,43 +481,11 @@ pub async fn cancel(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Campaign>> {
     who.require(Role::Editor, "cancel campaigns")?;
-    let (ds, ack_deadline) = (app.ds(), app.ctx.settings.delivery.ack_deadline);
-    operator_command(
-        &app,
-        &who,
-        &id,
-        "campaign.cancel",
-        |c| {
-            c.status
-                .is_final()
-                .then(|| format!("campaign {id} is already {}", c.status))
-        },
-        |cid| async move { control::cancel(ds, &cid, ack_deadline).await },
-    )
-    .await
-}
-
-/// What pause, resume and cancel share: the campaign is read, `refusal` says why its state does not allow the
-/// command (answered 409, nothing changed), the command runs, and the change is audited with before/after.
-async fn operator_command<Fut>(
-    app: &ConsoleApp,
-    who: &Identity,
-    id: &str,
-    action: &'static str,
-    refusal: impl FnOnce(&Campaign) -> Option<String>,
-    command: impl FnOnce(CampaignId) -> Fut,
-) -> ApiResult<Json<Campaign>>
-where
-    Fut: std::future::Future<Output = anyhow::Result<Campaign>>,
-{
-    let before = get_campaign(app, id).await?;
-    if let Some(why) = refusal(&before) {
-        return Err(ApiError::conflict(why));
-    }
-    let after = command(before.id.clone())
-        .await
-        .map_err(|e| ApiError::conflict(format!("{e:#}")))?;
-    audit::record(app.ds(), who, action, id, Some(&before), Some(&after)).await?;
+    let (now, settle_after) = (app.ctx.clock.now(), app.ctx.settings.delivery.ack_deadline);
+    let after = audit::change_campaign(app.ds(), &who, "campaign.cancel", &id, |c| {
+        c.cancel(now, settle_after)
+    })
+    .await?;
     Ok(Json(after))
 }
 
@@ -612,7 +499,7 @@ pub async fn duplicate(
 ) -> ApiResult<(StatusCode, Json<Campaign>)> {
     who.require(Role::Editor, "duplicate campaigns")?;
     let original = get_campaign(&app, &id).await?;
-    let now = OffsetDateTime::now_utc();
+    let now = app.ctx.clock.now();
     let copy = Campaign {
         id: CampaignId::generate(),
         name: format!("Copy of {}", original.name)
@@ -638,16 +525,8 @@ pub async fn duplicate(
         approval: None,
         ..original
     };
-    control::create(app.ds(), &copy).await?;
-    audit::record(
-        app.ds(),
-        &who,
-        "campaign.duplicate",
-        copy.id.as_str(),
-        Some(&serde_json::json!({"from": id})),
-        Some(&copy),
-    )
-    .await?;
+    let from = serde_json::json!({"from": id});
+    audit::create_campaign(app.ds(), &who, "campaign.duplicate", Some(&from), &copy).await?;
     Ok((StatusCode::CREATED, Json(copy)))
 }
 

@@ -83,7 +83,7 @@ pub async fn progress(
     let (delivered, failed, retryable) = if c.completed_at.is_some() {
         (c.counts.delivered, c.counts.failed, 0)
     } else {
-        crate::catalog::progress(app.ds(), &c.id).await?
+        crate::pipeline::records::progress(app.ds(), &c.id).await?
     };
     // Invalid user IDs never reach a batch: they are settled as failed by the scheduler.
     let failed = if c.completed_at.is_some() {

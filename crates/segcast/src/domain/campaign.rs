@@ -79,6 +79,24 @@ impl std::fmt::Display for CampaignStatus {
     }
 }
 
+/// A command or step that the campaign's state does not allow. `code` is stable and machine-readable (the
+/// console's API answers carry it); `message` says it in English.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct NotAllowed {
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl NotAllowed {
+    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
 /// Who is working on a running campaign, and until when. Expired leases are taken over.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Lease {
@@ -275,15 +293,22 @@ fn default_max_rounds() -> u32 {
 }
 
 impl Campaign {
-    /// Moves to `to`, refusing transitions the state machine does not allow.
-    pub fn transition(&mut self, to: CampaignStatus, reason: Option<String>) -> anyhow::Result<()> {
-        anyhow::ensure!(
-            self.status.can_become(to),
-            "campaign {} cannot go from {} to {}",
-            self.id,
-            self.status,
-            to
-        );
+    /// Moves to `to` at `now`, refusing transitions the state machine does not allow.
+    pub fn transition(
+        &mut self,
+        to: CampaignStatus,
+        reason: Option<String>,
+        now: OffsetDateTime,
+    ) -> Result<(), NotAllowed> {
+        if !self.status.can_become(to) {
+            return Err(NotAllowed::new(
+                "transition_not_allowed",
+                format!(
+                    "campaign {} cannot go from {} to {}",
+                    self.id, self.status, to
+                ),
+            ));
+        }
         if to == CampaignStatus::Paused {
             self.paused_from = Some(self.status);
         } else if self.status == CampaignStatus::Paused {
@@ -291,7 +316,78 @@ impl Campaign {
         }
         self.status = to;
         self.status_reason = reason;
-        self.updated_at = OffsetDateTime::now_utc();
+        self.updated_at = now;
+        Ok(())
+    }
+
+    /// The marketer's pause: a scheduled or sending campaign stops where it is.
+    pub fn pause(&mut self, reason: &str, now: OffsetDateTime) -> Result<(), NotAllowed> {
+        if !(self.status.is_running() || self.status == CampaignStatus::Scheduled) {
+            return Err(NotAllowed::new(
+                "not_pausable",
+                format!(
+                    "campaign {} is {}: only a scheduled or sending campaign can be paused",
+                    self.id, self.status
+                ),
+            ));
+        }
+        self.transition(CampaignStatus::Paused, Some(reason.to_owned()), now)
+    }
+
+    /// LINE said the channel's monthly quota is used up, for a request sent at `sent_at`: a running campaign
+    /// pauses (`quota_exhausted`). Pausing twice (many handlers see it) is fine. A quota error older than the
+    /// campaign's last resume does not pause it again (the operator resumed after it, e.g. having raised the
+    /// quota; a handler's late write must not undo that). Whether the campaign is paused after is in `status`.
+    pub fn pause_for_quota(&mut self, sent_at: OffsetDateTime, now: OffsetDateTime) {
+        let stale = self.resumed_at.is_some_and(|r| r >= sent_at);
+        if self.status.is_running() && !stale {
+            // Cannot fail: a running campaign may always pause.
+            let _ = self.transition(CampaignStatus::Paused, Some("quota_exhausted".into()), now);
+        }
+    }
+
+    /// Resumes a paused campaign where it was (its parked batches are re-published by the scheduler).
+    pub fn resume(&mut self, now: OffsetDateTime) -> Result<(), NotAllowed> {
+        let Some(back) = self
+            .paused_from
+            .filter(|_| self.status == CampaignStatus::Paused)
+        else {
+            return Err(NotAllowed::new(
+                "not_paused",
+                format!("campaign {} is {}, not paused", self.id, self.status),
+            ));
+        };
+        self.transition(back, None, now)?;
+        self.resumed_at = Some(now);
+        self.lease = None;
+        self.next_check_at = None;
+        // The time paused is not a stall of the round.
+        self.round_progress_at = None;
+        Ok(())
+    }
+
+    /// Cancels a campaign. Batches still in Pub/Sub are settled `failed/canceled` by the handlers; after
+    /// `settle_after` (one ack deadline, so no push is still sending) the scheduler settles everything else.
+    pub fn cancel(
+        &mut self,
+        now: OffsetDateTime,
+        settle_after: std::time::Duration,
+    ) -> Result<(), NotAllowed> {
+        if self.status.is_final() {
+            return Err(NotAllowed::new(
+                "already_ended",
+                format!("campaign {} is already {}", self.id, self.status),
+            ));
+        }
+        let started = self.started_at.is_some();
+        self.transition(CampaignStatus::Canceled, Some("canceled".into()), now)?;
+        self.lease = None;
+        if started {
+            self.next_check_at = Some(now + settle_after);
+        } else {
+            // Nothing was extracted or sent: there is nothing to settle.
+            self.completed_at = Some(now);
+        }
         Ok(())
     }
 

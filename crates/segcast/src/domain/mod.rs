@@ -33,8 +33,12 @@ mod messages;
 mod user_id;
 
 pub use batch::{Batch, BatchId, DeliveryMode, MAX_RECIPIENTS as MAX_BATCH_RECIPIENTS, Recipient};
-pub use campaign::{Approval, Campaign, CampaignCounts, CampaignStatus, Lease, QuietHours};
-pub use delivery_log::{DeliveryLogRow, FailureReason, Outcome};
+pub use campaign::{
+    Approval, Campaign, CampaignCounts, CampaignStatus, Lease, NotAllowed, QuietHours,
+};
+pub use delivery_log::{
+    DeliveryLogRow, FailureReason, Outcome, Request as LoggedRequest, all_recipients,
+};
 pub use ids::{CampaignId, ChannelId, ContentId, SegmentId};
 pub use messages::{Messages, Personalization};
 pub use user_id::UserId;

@@ -193,11 +193,26 @@ impl Datastore {
 
     /// Inserts `doc` unless an entity with its key exists.
     pub async fn insert<T: Doc>(&self, doc: &T) -> anyhow::Result<Inserted> {
-        let m = ds::Mutation {
+        self.insert_with(doc, None::<&T>).await
+    }
+
+    /// Inserts `doc` and, in the same commit, `also` (e.g. its audit entry): both are written or neither is.
+    pub async fn insert_with<T: Doc, E: Doc>(
+        &self,
+        doc: &T,
+        also: Option<&E>,
+    ) -> anyhow::Result<Inserted> {
+        let mut mutations = vec![ds::Mutation {
             operation: Some(ds::mutation::Operation::Insert(self.to_entity(doc)?)),
             ..Default::default()
-        };
-        match self.commit(vec![m], None).await {
+        }];
+        if let Some(also) = also {
+            mutations.push(ds::Mutation {
+                operation: Some(ds::mutation::Operation::Insert(self.to_entity(also)?)),
+                ..Default::default()
+            });
+        }
+        match self.commit(mutations, None).await {
             Ok(()) => Ok(Inserted::New),
             Err(s) if s.code() == tonic_status::Code::AlreadyExists => Ok(Inserted::AlreadyExists),
             Err(s) => Err(anyhow!("Datastore insert of {}: {s}", T::KIND)),
@@ -340,6 +355,18 @@ impl Datastore {
         T: Doc,
         F: FnMut(Option<T>) -> anyhow::Result<Option<T>>,
     {
+        self.update_with::<T, T, _>(key, |current| Ok(f(current)?.map(|next| (next, None))))
+            .await
+    }
+
+    /// Like [`Datastore::update`], and inserts `f`'s second document (e.g. the audit entry of the change) in
+    /// the same transaction: both are written or neither is.
+    pub async fn update_with<T, E, F>(&self, key: &str, mut f: F) -> anyhow::Result<Option<T>>
+    where
+        T: Doc,
+        E: Doc,
+        F: FnMut(Option<T>) -> anyhow::Result<Option<(T, Option<E>)>>,
+    {
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -396,15 +423,21 @@ impl Datastore {
                     return Err(e);
                 }
             };
-            let Some(next) = next else {
+            let Some((next, also)) = next else {
                 self.rollback(txn).await;
                 return Ok(None);
             };
-            let m = ds::Mutation {
+            let mut mutations = vec![ds::Mutation {
                 operation: Some(ds::mutation::Operation::Upsert(self.to_entity(&next)?)),
                 ..Default::default()
-            };
-            match self.commit(vec![m], Some(txn)).await {
+            }];
+            if let Some(also) = also {
+                mutations.push(ds::Mutation {
+                    operation: Some(ds::mutation::Operation::Insert(self.to_entity(&also)?)),
+                    ..Default::default()
+                });
+            }
+            match self.commit(mutations, Some(txn)).await {
                 Ok(()) => return Ok(Some(next)),
                 Err(s) if retryable(&s) && attempt < 8 => {
                     tokio::time::sleep(backoff(attempt)).await

@@ -7,6 +7,7 @@
 //! which checks the lease is still ours and the status is still what we think, so a console pause or cancel
 //! is never overwritten.
 
+use crate::ctx::Ctx;
 use crate::domain::{Campaign, CampaignId, CampaignStatus, Lease};
 use crate::gcp::datastore::{Datastore, Indexed};
 use std::time::Duration;
@@ -23,41 +24,43 @@ pub async fn find_due(ds: &Datastore, now: OffsetDateTime) -> anyhow::Result<Vec
 
 /// Claims `id` for `owner` until now + `lease`. `None` when someone else holds it or it needs no work.
 pub async fn claim(
-    ds: &Datastore,
+    ctx: &Ctx,
     id: &CampaignId,
     owner: &str,
     lease: Duration,
 ) -> anyhow::Result<Option<Campaign>> {
-    ds.update::<Campaign, _>(id.as_str(), |current| {
-        let now = OffsetDateTime::now_utc();
-        let Some(mut c) = current else {
-            return Ok(None);
-        };
-        if !c.needs_scheduler() || c.send_at > now || !c.lease_is_free(owner, now) {
-            return Ok(None);
-        }
-        if c.status == CampaignStatus::Scheduled {
-            let held = c
-                .quiet_hours
-                .as_ref()
-                .and_then(|q| q.holds_until(c.time_zone.as_deref().unwrap_or("UTC"), now));
-            if let Some(until) = held {
-                // Quiet hours: look again when they end (nothing is claimed).
-                c.next_check_at = Some(until);
-                c.status_reason = Some("waiting for quiet hours to end".into());
-                return Ok(Some(c));
+    ctx.gcp
+        .datastore
+        .update::<Campaign, _>(id.as_str(), |current| {
+            let now = ctx.clock.now();
+            let Some(mut c) = current else {
+                return Ok(None);
+            };
+            if !c.needs_scheduler() || c.send_at > now || !c.lease_is_free(owner, now) {
+                return Ok(None);
             }
-            c.transition(CampaignStatus::Extracting, None)?;
-            c.started_at = Some(now);
-            c.next_check_at = None;
-        }
-        c.lease = Some(Lease {
-            owner: owner.to_owned(),
-            until: now + lease,
-        });
-        Ok(Some(c))
-    })
-    .await
+            if c.status == CampaignStatus::Scheduled {
+                let held = c
+                    .quiet_hours
+                    .as_ref()
+                    .and_then(|q| q.holds_until(c.time_zone.as_deref().unwrap_or("UTC"), now));
+                if let Some(until) = held {
+                    // Quiet hours: look again when they end (nothing is claimed).
+                    c.next_check_at = Some(until);
+                    c.status_reason = Some("waiting for quiet hours to end".into());
+                    return Ok(Some(c));
+                }
+                c.transition(CampaignStatus::Extracting, None, now)?;
+                c.started_at = Some(now);
+                c.next_check_at = None;
+            }
+            c.lease = Some(Lease {
+                owner: owner.to_owned(),
+                until: now + lease,
+            });
+            Ok(Some(c))
+        })
+        .await
 }
 
 /// Why [`advance`] refused.
@@ -74,7 +77,7 @@ pub enum AdvanceError {
 /// Applies `f` to the stored campaign if `owner` still holds its lease and its status is still `expected`;
 /// extends the lease by `lease`. Returns the campaign as written.
 pub async fn advance<F>(
-    ds: &Datastore,
+    ctx: &Ctx,
     id: &CampaignId,
     owner: &str,
     expected: CampaignStatus,
@@ -85,10 +88,12 @@ where
     F: FnMut(&mut Campaign) -> anyhow::Result<()>,
 {
     let mut refusal: Option<AdvanceError> = None;
-    let written = ds
+    let written = ctx
+        .gcp
+        .datastore
         .update::<Campaign, _>(id.as_str(), |current| {
             refusal = None;
-            let now = OffsetDateTime::now_utc();
+            let now = ctx.clock.now();
             let Some(mut c) = current else {
                 refusal = Some(AdvanceError::Other(anyhow::anyhow!(
                     "campaign {id} disappeared"
@@ -122,17 +127,19 @@ where
 }
 
 /// Gives the lease up (the campaign waits for the next tick, by anyone).
-pub async fn release(ds: &Datastore, id: &CampaignId, owner: &str) -> anyhow::Result<()> {
-    ds.update::<Campaign, _>(id.as_str(), |current| {
-        Ok(current.and_then(|mut c| {
-            if c.lease.as_ref().is_some_and(|l| l.owner == owner) {
-                c.lease = None;
-                Some(c)
-            } else {
-                None
-            }
-        }))
-    })
-    .await?;
+pub async fn release(ctx: &Ctx, id: &CampaignId, owner: &str) -> anyhow::Result<()> {
+    ctx.gcp
+        .datastore
+        .update::<Campaign, _>(id.as_str(), |current| {
+            Ok(current.and_then(|mut c| {
+                if c.lease.as_ref().is_some_and(|l| l.owner == owner) {
+                    c.lease = None;
+                    Some(c)
+                } else {
+                    None
+                }
+            }))
+        })
+        .await?;
     Ok(())
 }

@@ -1,116 +1,47 @@
 //! The marketer's commands on a campaign: create and schedule, pause, resume, cancel. Each is one Datastore
 //! transaction that checks the state machine, so a command that does not apply changes nothing and says why.
 
-use crate::catalog::ParkedBatch;
+use super::records::ParkedBatch;
+use crate::catalog::{CommandError, change_campaign};
+use crate::ctx::Ctx;
 use crate::domain::{Campaign, CampaignId, CampaignStatus};
-use crate::gcp::datastore::{Datastore, Indexed, Inserted};
+use crate::gcp::datastore::{Datastore, Indexed};
 use anyhow::{anyhow, bail};
 use std::time::Duration;
-use time::OffsetDateTime;
 
 /// Stores a new campaign (refuses an existing id).
-pub async fn create(ds: &Datastore, campaign: &Campaign) -> anyhow::Result<()> {
-    match ds.insert(campaign).await? {
-        Inserted::New => Ok(()),
-        Inserted::AlreadyExists => bail!("campaign {} already exists", campaign.id),
-    }
+pub async fn create(ctx: &Ctx, campaign: &Campaign) -> Result<(), CommandError> {
+    crate::catalog::create_campaign(&ctx.gcp.datastore, campaign).await
 }
 
-async fn change(
-    ds: &Datastore,
-    id: &CampaignId,
-    f: impl Fn(&mut Campaign) -> anyhow::Result<()>,
-) -> anyhow::Result<Campaign> {
-    let mut error = None;
-    let written = ds
-        .update::<Campaign, _>(id.as_str(), |current| {
-            error = None;
-            let Some(mut c) = current else {
-                error = Some(anyhow!("campaign {id} does not exist"));
-                return Ok(None);
-            };
-            match f(&mut c) {
-                Ok(()) => Ok(Some(c)),
-                Err(e) => {
-                    error = Some(e);
-                    Ok(None)
-                }
-            }
-        })
-        .await?;
-    match (written, error) {
-        (Some(c), _) => Ok(c),
-        (None, Some(e)) => Err(e),
-        (None, None) => Err(anyhow!("campaign {id} was not changed")),
-    }
-}
-
-pub async fn schedule(ds: &Datastore, id: &CampaignId) -> anyhow::Result<Campaign> {
-    change(ds, id, |c| c.transition(CampaignStatus::Scheduled, None)).await
-}
-
-pub async fn pause(ds: &Datastore, id: &CampaignId, reason: &str) -> anyhow::Result<Campaign> {
-    change(ds, id, |c| {
-        c.transition(CampaignStatus::Paused, Some(reason.to_owned()))
+pub async fn schedule(ctx: &Ctx, id: &CampaignId) -> Result<Campaign, CommandError> {
+    let now = ctx.clock.now();
+    change_campaign(&ctx.gcp.datastore, id.as_str(), |c| {
+        c.transition(CampaignStatus::Scheduled, None, now)
     })
     .await
 }
 
-/// LINE said the channel's monthly quota is used up, for a request sent at `sent_at`. Pausing twice (many
-/// handlers see it) is fine. A quota error older than the campaign's last resume does not pause it again (the
-/// operator resumed after it, e.g. having raised the quota; a handler's late write must not undo that).
-/// Returns whether the campaign is paused now.
-pub async fn pause_for_quota(
-    ds: &Datastore,
-    id: &CampaignId,
-    sent_at: OffsetDateTime,
-) -> anyhow::Result<bool> {
-    let c = change(ds, id, |c| {
-        let stale = c.resumed_at.is_some_and(|r| r >= sent_at);
-        if c.status == CampaignStatus::Paused || stale || !c.status.is_running() {
-            return Ok(());
-        }
-        c.transition(CampaignStatus::Paused, Some("quota_exhausted".into()))
-    })
-    .await?;
-    Ok(c.status == CampaignStatus::Paused)
+pub async fn pause(ctx: &Ctx, id: &CampaignId, reason: &str) -> Result<Campaign, CommandError> {
+    let now = ctx.clock.now();
+    change_campaign(&ctx.gcp.datastore, id.as_str(), |c| c.pause(reason, now)).await
 }
 
 /// Resumes a paused campaign where it was. Its parked batches are re-published by the scheduler.
-pub async fn resume(ds: &Datastore, id: &CampaignId) -> anyhow::Result<Campaign> {
-    change(ds, id, |c| {
-        let back = c
-            .paused_from
-            .ok_or_else(|| anyhow!("campaign {} is {}, not paused", c.id, c.status))?;
-        c.transition(back, None)?;
-        c.resumed_at = Some(OffsetDateTime::now_utc());
-        c.lease = None;
-        c.next_check_at = None;
-        // The time paused is not a stall of the round.
-        c.round_progress_at = None;
-        Ok(())
-    })
-    .await
+pub async fn resume(ctx: &Ctx, id: &CampaignId) -> Result<Campaign, CommandError> {
+    let now = ctx.clock.now();
+    change_campaign(&ctx.gcp.datastore, id.as_str(), |c| c.resume(now)).await
 }
 
-/// Cancels a campaign. Batches still in Pub/Sub are settled as `failed/canceled` by the handlers; after
-/// `settle_after` (one ack deadline, so no push is still sending) the scheduler settles everything else.
+/// Cancels a campaign (see [`Campaign::cancel`]).
 pub async fn cancel(
-    ds: &Datastore,
+    ctx: &Ctx,
     id: &CampaignId,
     settle_after: Duration,
-) -> anyhow::Result<Campaign> {
-    change(ds, id, |c| {
-        let started = c.started_at.is_some();
-        c.transition(CampaignStatus::Canceled, Some("canceled".into()))?;
-        c.lease = None;
-        if started {
-            c.next_check_at = Some(OffsetDateTime::now_utc() + settle_after);
-        } else {
-            // Nothing was extracted or sent: there is nothing to settle.
-            c.completed_at = Some(OffsetDateTime::now_utc());
-        }
-        Ok(())
+) -> Result<Campaign, CommandError> {
+    let now = ctx.clock.now();
+    change_campaign(&ctx.gcp.datastore, id.as_str(), |c| {
+        c.cancel(now, settle_after)
     })
     .await
 }

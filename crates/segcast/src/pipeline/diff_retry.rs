@@ -61,7 +61,6 @@ pub async fn check(
     let next = c.round + 1;
     let table = format!("round_{}_{next}", c.id);
     let owed = compute_owed(ctx, c, &table).await?;
-    let ds = &ctx.gcp.datastore;
     if owed == 0 || next > c.max_rounds {
         if owed > 0 {
             log_owed_as_failed(ctx, c, &table, FailureReason::RetriesExhausted).await?;
@@ -70,8 +69,8 @@ pub async fn check(
         let counts = final_counts(ctx, c).await?;
         let stats_ms = started.elapsed().as_millis() as u64;
         tracing::info!(campaign = %c.id, round = c.round, stats_ms, "last round settled: final counts read");
-        let done = advance(ds, &c.id, owner, c.status, lease, |x| {
-            complete(x, counts.clone())
+        let done = advance(ctx, &c.id, owner, c.status, lease, |x| {
+            complete(x, counts.clone(), ctx.clock.now())
         })
         .await?;
         return Ok(RoundState::Advanced(Box::new(done)));
@@ -79,37 +78,38 @@ pub async fn check(
     tracing::info!(campaign = %c.id, round = next, owed, "diff retry: next round");
     // Already `retrying` when a scheduler was killed (or the campaign paused) while preparing this round:
     // every step from here is idempotent, so it is simply done again.
-    let retrying = advance(ds, &c.id, owner, c.status, lease, |x| {
+    let retrying = advance(ctx, &c.id, owner, c.status, lease, |x| {
         if x.status == CampaignStatus::Retrying {
             return Ok(());
         }
-        x.transition(CampaignStatus::Retrying, None)
+        Ok(x.transition(CampaignStatus::Retrying, None, ctx.clock.now())?)
     })
     .await?;
     let files = super::extract::export_round(ctx, &retrying, next, &table).await?;
-    let c = advance(ds, &c.id, owner, CampaignStatus::Retrying, lease, |x| {
+    let c = advance(ctx, &c.id, owner, CampaignStatus::Retrying, lease, |x| {
         x.round = next;
         x.round_logged = 0;
         x.round_progress_at = None;
         x.counts.round_targets = owed;
         x.counts.round_batches = 0;
         x.round_files = files.clone();
-        x.next_check_at = Some(OffsetDateTime::now_utc() + round_backoff(next));
-        x.transition(CampaignStatus::FanningOut, None)
+        let now = ctx.clock.now();
+        x.next_check_at = Some(now + round_backoff(next));
+        Ok(x.transition(CampaignStatus::FanningOut, None, now)?)
     })
     .await?;
     Ok(RoundState::Advanced(Box::new(c)))
 }
 
-fn complete(c: &mut Campaign, counts: CampaignCounts) -> anyhow::Result<()> {
+fn complete(c: &mut Campaign, counts: CampaignCounts, now: OffsetDateTime) -> anyhow::Result<()> {
     c.counts = CampaignCounts {
         round_targets: c.counts.round_targets,
         round_batches: c.counts.round_batches,
         ..counts
     };
-    c.completed_at = Some(OffsetDateTime::now_utc());
+    c.completed_at = Some(now);
     if c.status != CampaignStatus::Canceled {
-        c.transition(CampaignStatus::Completed, None)?;
+        c.transition(CampaignStatus::Completed, None, now)?;
     }
     Ok(())
 }

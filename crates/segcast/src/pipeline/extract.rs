@@ -64,14 +64,15 @@ pub async fn run(
             let reason = format!("segment {}: {e}", segment.id);
             tracing::error!(campaign = %campaign.id, reason = %reason, "segment SQL refused: campaign failed");
             return advance(
-                &ctx.gcp.datastore,
+                ctx,
                 &campaign.id,
                 owner,
                 CampaignStatus::Extracting,
                 lease,
                 |c| {
-                    c.completed_at = Some(time::OffsetDateTime::now_utc());
-                    c.transition(CampaignStatus::Failed, Some(reason.clone()))
+                    let now = ctx.clock.now();
+                    c.completed_at = Some(now);
+                    Ok(c.transition(CampaignStatus::Failed, Some(reason.clone()), now)?)
                 },
             )
             .await;
@@ -114,7 +115,7 @@ pub async fn run(
         "segment extracted and exported"
     );
     advance(
-        &ctx.gcp.datastore,
+        ctx,
         &campaign.id,
         owner,
         CampaignStatus::Extracting,
@@ -125,7 +126,7 @@ pub async fn run(
             c.counts.round_targets = valid as u64;
             c.round = 1;
             c.round_files = files.clone();
-            c.transition(CampaignStatus::FanningOut, None)
+            Ok(c.transition(CampaignStatus::FanningOut, None, ctx.clock.now())?)
         },
     )
     .await

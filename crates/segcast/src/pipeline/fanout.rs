@@ -9,12 +9,13 @@
 //! harmless.
 
 use super::Ctx;
+use super::batch_wire::{self, BatchTopics};
 use super::claim::{AdvanceError, advance};
 use super::export_file::{LineSplitter, Next, is_blank, parse_recipient};
-use crate::catalog::{Content, FanoutCheckpoint};
-use crate::domain::{Batch, BatchId, Campaign, CampaignStatus, DeliveryMode, Recipient};
+use super::records::FanoutCheckpoint;
+use crate::catalog::Content;
+use crate::domain::{Batch, Campaign, CampaignStatus, DeliveryMode, Messages, Recipient};
 use anyhow::{Context, anyhow};
-use google_cloud_pubsub::model::Message;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -76,7 +77,7 @@ impl Pending {
 async fn batching(
     ctx: &Ctx,
     campaign: &Campaign,
-) -> anyhow::Result<(DeliveryMode, usize, Vec<serde_json::Value>)> {
+) -> anyhow::Result<(DeliveryMode, usize, Messages)> {
     let content: Content = ctx
         .gcp
         .datastore
@@ -98,7 +99,7 @@ async fn batching(
         DeliveryMode::Multicast => ctx.settings.delivery.multicast_batch,
         DeliveryMode::Push => ctx.settings.delivery.push_batch,
     };
-    Ok((mode, batch_size, content.messages.as_slice().to_vec()))
+    Ok((mode, batch_size, content.messages))
 }
 
 /// Batches looked up and re-published together by [`redrive`] (bounds its memory).
@@ -112,6 +113,7 @@ const REDRIVE_GROUP: usize = 20;
 pub async fn redrive(ctx: &Ctx, campaign: &Campaign) -> anyhow::Result<(u64, u64)> {
     let (mode, batch_size, messages) = batching(ctx, campaign).await?;
     let mut group: Vec<Batch> = Vec::with_capacity(REDRIVE_GROUP);
+    let mut topics = BatchTopics::open(ctx, 0).await?;
     let (mut total, mut published) = (0u64, 0u64);
     for (file, object) in campaign.round_files.iter().enumerate() {
         let mut batches = FileBatches::open(ctx, object, 0, 0, mode, batch_size).await?;
@@ -119,41 +121,30 @@ pub async fn redrive(ctx: &Ctx, campaign: &Campaign) -> anyhow::Result<(u64, u64
             group.push(cut.into_batch(campaign, file, mode, &messages));
             total += 1;
             if group.len() == REDRIVE_GROUP {
-                published += republish_undone(ctx, &mut group, published).await?;
+                published += republish_undone(ctx, &mut topics, &mut group).await?;
             }
         }
     }
-    published += republish_undone(ctx, &mut group, published).await?;
+    published += republish_undone(ctx, &mut topics, &mut group).await?;
     Ok((published, total))
 }
 
-/// Publishes the batches of `group` that have no `BatchDone`, and empties it. `so_far` spreads them over the
-/// delivery topics.
-async fn republish_undone(ctx: &Ctx, group: &mut Vec<Batch>, so_far: u64) -> anyhow::Result<u64> {
+/// Publishes the batches of `group` that have no `BatchDone`, and empties it.
+async fn republish_undone(
+    ctx: &Ctx,
+    topics: &mut BatchTopics,
+    group: &mut Vec<Batch>,
+) -> anyhow::Result<u64> {
     let ids: Vec<String> = group.iter().map(|b| b.id.to_string()).collect();
     let done = ctx
         .gcp
         .datastore
-        .get_many::<crate::catalog::BatchDone>(&ids)
+        .get_many::<super::records::BatchDone>(&ids)
         .await?;
-    let mut n = 0u64;
-    for batch in group
-        .drain(..)
-        .filter(|b| !done.contains_key(b.id.as_str()))
-    {
-        let topic = ctx
-            .settings
-            .delivery_topic(((so_far + n) % ctx.settings.delivery_topics as u64) as usize);
-        ctx.gcp
-            .pubsub
-            .publish(
-                &topic,
-                serde_json::to_vec(&batch).context("encoding a batch")?,
-                &[("batch_id", batch.id.to_string())],
-            )
-            .await?;
-        n += 1;
-    }
+    group.retain(|b| !done.contains_key(b.id.as_str()));
+    topics.publish_all(group).await?;
+    let n = group.len() as u64;
+    group.clear();
     Ok(n)
 }
 
@@ -183,18 +174,16 @@ impl Cut {
         campaign: &Campaign,
         file: usize,
         mode: DeliveryMode,
-        messages: &[serde_json::Value],
+        messages: &Messages,
     ) -> Batch {
-        Batch {
-            id: BatchId::new(&campaign.id, campaign.round, file, self.start_line),
-            campaign_id: campaign.id.clone(),
-            round: campaign.round,
-            channel_id: campaign.channel_id.clone(),
+        batch_wire::build(
+            campaign,
+            file,
+            self.start_line,
             mode,
-            dry_run: campaign.dry_run,
-            messages: messages.to_vec(),
-            recipients: self.recipients,
-        }
+            messages,
+            self.recipients,
+        )
     }
 }
 
@@ -380,7 +369,7 @@ impl LeaseRenewal {
     ) -> Result<(), AdvanceError> {
         if self.last.elapsed() >= RENEW_EVERY {
             advance(
-                &ctx.gcp.datastore,
+                ctx,
                 &campaign.id,
                 owner,
                 CampaignStatus::FanningOut,
@@ -408,16 +397,8 @@ pub async fn run(
         ..Default::default()
     });
     let (mode, batch_size, messages) = batching(ctx, campaign).await?;
-    let topics = ctx.settings.delivery_topics;
-    let mut publishers = Vec::with_capacity(topics);
-    for i in 0..topics {
-        publishers.push(
-            ctx.gcp
-                .pubsub
-                .publisher(&ctx.settings.delivery_topic(i))
-                .await?,
-        );
-    }
+    // The rotation over the topics continues from the checkpoint: batch n goes to topic n mod N.
+    let mut topics = BatchTopics::open(ctx, ckpt.batches).await?;
     if ckpt.batches > 0 && !ckpt.done {
         tracing::info!(campaign = %campaign.id, batches = ckpt.batches, "fan-out resumes from its checkpoint");
         ckpt.resumed_at.push(ckpt.batches);
@@ -451,16 +432,9 @@ pub async fn run(
             let (next_byte, next_line) = (cut.next_byte, cut.next_line);
             let batch = cut.into_batch(campaign, file, mode, &messages);
             let n = batch.recipients.len() as u64;
-            let data = serde_json::to_vec(&batch).context("encoding a batch")?;
+            let publish = topics.publish(&batch)?;
             encode += t.elapsed();
-            let topic = (ckpt.batches % topics as u64) as usize;
-            pending.futures.push(
-                publishers[topic].publish(
-                    Message::new()
-                        .set_data(data)
-                        .set_attributes([("batch_id", batch.id.to_string())]),
-                ),
-            );
+            pending.futures.push(publish);
             ckpt.batches += 1;
             ckpt.recipients += n;
             published_here += 1;
@@ -511,14 +485,14 @@ pub async fn run(
         resumed = !ckpt.resumed_at.is_empty(), "fan-out complete"
     );
     let c = advance(
-        ds,
+        ctx,
         &campaign.id,
         owner,
         CampaignStatus::FanningOut,
         lease,
         |c| {
             c.counts.round_batches = batches;
-            c.transition(CampaignStatus::Delivering, None)
+            Ok(c.transition(CampaignStatus::Delivering, None, ctx.clock.now())?)
         },
     )
     .await?;

@@ -12,6 +12,7 @@
 //! pause, resume, cancel, test send); [`provision`] creates the topics, subscriptions and tables locally
 //! (terraform does it in production).
 
+pub mod batch_wire;
 pub mod claim;
 pub mod control;
 pub mod deliver;
@@ -21,30 +22,7 @@ pub mod extract;
 pub mod fanout;
 pub mod log_sink;
 pub mod provision;
+pub mod records;
 pub mod scheduler;
 
-use crate::config::Settings;
-use crate::gcp::Gcp;
-use std::sync::Arc;
-
-/// What every stage needs: the settings and the Google clients.
-#[derive(Clone)]
-pub struct Ctx {
-    pub settings: Arc<Settings>,
-    pub gcp: Gcp,
-}
-
-impl Ctx {
-    pub async fn connect(settings: Settings) -> anyhow::Result<Self> {
-        let gcp = Gcp::connect(&settings).await?;
-        Ok(Self {
-            settings: Arc::new(settings),
-            gcp,
-        })
-    }
-
-    /// `dataset` placeholder value for [`crate::sql`].
-    pub fn dataset(&self) -> &str {
-        &self.settings.dataset
-    }
-}
+pub use crate::ctx::Ctx;

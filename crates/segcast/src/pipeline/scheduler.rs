@@ -9,7 +9,6 @@ use super::fanout::{self, FanoutResult};
 use super::{Ctx, control, extract};
 use crate::domain::{Campaign, CampaignStatus, FailureReason};
 use std::time::Duration;
-use time::OffsetDateTime;
 use tokio::time::Instant;
 
 #[derive(Debug, Clone)]
@@ -47,15 +46,14 @@ pub async fn tick(ctx: &Ctx, opts: &TickOptions) -> anyhow::Result<TickReport> {
     let deadline = Instant::now() + opts.budget;
     // LINE's own numbers for recent campaigns (#8): hourly per campaign, in the background.
     crate::click::insight::on_tick(ctx);
-    let due = claim::find_due(&ctx.gcp.datastore, OffsetDateTime::now_utc()).await?;
+    let due = claim::find_due(&ctx.gcp.datastore, ctx.clock.now()).await?;
     let mut report = TickReport {
         due: due.len(),
         ..Default::default()
     };
     let mut tasks = Vec::new();
     for c in due {
-        let Some(c) = claim::claim(&ctx.gcp.datastore, &c.id, &opts.owner, opts.lease).await?
-        else {
+        let Some(c) = claim::claim(ctx, &c.id, &opts.owner, opts.lease).await? else {
             continue;
         };
         report.claimed.push(c.id.to_string());
@@ -63,7 +61,7 @@ pub async fn tick(ctx: &Ctx, opts: &TickOptions) -> anyhow::Result<TickReport> {
         tasks.push(tokio::spawn(async move {
             let id = c.id.clone();
             let result = drive(&ctx, c, &opts, deadline).await;
-            if let Err(e) = claim::release(&ctx.gcp.datastore, &id, &opts.owner).await {
+            if let Err(e) = claim::release(&ctx, &id, &opts.owner).await {
                 tracing::warn!(campaign = %id, error = %format!("{e:#}"), "could not release the lease (it will expire)");
             }
             result.map_err(|e| format!("{id}: {e:#}"))
@@ -86,7 +84,6 @@ async fn drive(
     opts: &TickOptions,
     deadline: Instant,
 ) -> anyhow::Result<()> {
-    let ds = &ctx.gcp.datastore;
     let (owner, lease) = (opts.owner.as_str(), opts.lease);
     // Batches parked while the campaign was paused go back out once, when a scheduler takes it up again (a
     // pause stops any drive in progress, so a resumed campaign always starts a new one).
@@ -97,9 +94,7 @@ async fn drive(
         if Instant::now() >= deadline {
             return Ok(());
         }
-        if c.next_check_at
-            .is_some_and(|t| t > OffsetDateTime::now_utc())
-        {
+        if c.next_check_at.is_some_and(|t| t > ctx.clock.now()) {
             return Ok(());
         }
         let step: Result<Campaign, AdvanceError> = match c.status {
@@ -117,7 +112,7 @@ async fn drive(
                     Ok(RoundState::Waiting { settled, expected }) => {
                         tracing::debug!(campaign = %c.id, settled, expected, "round in progress");
                         tokio::time::sleep(opts.poll).await;
-                        let now = OffsetDateTime::now_utc();
+                        let now = ctx.clock.now();
                         let stalled = settled == c.round_logged
                             && c.round_progress_at
                                 .is_some_and(|t| now - t >= ctx.settings.delivery.redrive_after);
@@ -129,7 +124,7 @@ async fn drive(
                             );
                         }
                         // Renew the lease (and notice a pause or cancel) while waiting; note progress.
-                        claim::advance(ds, &c.id, owner, c.status, lease, |x| {
+                        claim::advance(ctx, &c.id, owner, c.status, lease, |x| {
                             if stalled || x.round_logged != settled || x.round_progress_at.is_none()
                             {
                                 x.round_logged = settled;
@@ -145,9 +140,9 @@ async fn drive(
             CampaignStatus::Canceled if c.completed_at.is_none() => {
                 diff_retry::settle_remaining(ctx, &c, FailureReason::Canceled).await?;
                 let counts = diff_retry::final_counts(ctx, &c).await?;
-                claim::advance(ds, &c.id, owner, CampaignStatus::Canceled, lease, |x| {
+                claim::advance(ctx, &c.id, owner, CampaignStatus::Canceled, lease, |x| {
                     x.counts = counts.clone();
-                    x.completed_at = Some(OffsetDateTime::now_utc());
+                    x.completed_at = Some(ctx.clock.now());
                     Ok(())
                 })
                 .await
@@ -179,28 +174,22 @@ async fn drive(
 async fn republish_parked(ctx: &Ctx, c: &Campaign) -> anyhow::Result<()> {
     let ds = &ctx.gcp.datastore;
     let ids = control::parked_ids(ds, &c.id).await?;
+    let mut topics = super::batch_wire::BatchTopics::open(ctx, 0).await?;
     let mut n = 0usize;
     for group in ids.chunks(control::PARKED_GROUP) {
-        for p in ds
-            .get_many::<crate::catalog::ParkedBatch>(group)
+        let batches: Vec<_> = ds
+            .get_many::<super::records::ParkedBatch>(group)
             .await?
             .into_values()
-        {
-            let topic = ctx
-                .settings
-                .delivery_topic(n % ctx.settings.delivery_topics);
-            ctx.gcp
-                .pubsub
-                .publish(
-                    &topic,
-                    serde_json::to_vec(&p.batch)?,
-                    &[("batch_id", p.batch.id.to_string())],
-                )
+            .map(|p| p.batch)
+            .collect();
+        // Published (and confirmed) before the parked copies are deleted: never neither.
+        topics.publish_all(&batches).await?;
+        for b in &batches {
+            ds.delete::<super::records::ParkedBatch>(b.id.as_str())
                 .await?;
-            ds.delete::<crate::catalog::ParkedBatch>(p.batch.id.as_str())
-                .await?;
-            n += 1;
         }
+        n += batches.len();
     }
     if n > 0 {
         tracing::info!(campaign = %c.id, batches = n, "re-published parked batches");

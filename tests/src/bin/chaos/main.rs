@@ -235,7 +235,7 @@ async fn main() -> anyhow::Result<()> {
         ),
     )
     .await?;
-    let ds = env.ctx.gcp.datastore.clone();
+    let ctx = env.ctx.clone();
     let multicast_table = env.users_table("users_multicast", args.multicast).await?;
     let push_table = env.users_table("users_push", args.push).await?;
     let mc = env
@@ -472,7 +472,7 @@ async fn main() -> anyhow::Result<()> {
                 }
                 Some(t) if t.elapsed().as_secs_f64() >= plan.quota_wait_s => {
                     env.fake().set_quota(CHANNEL, None);
-                    match control::resume(&ds, &mc).await {
+                    match control::resume(&ctx, &mc).await {
                         Ok(_) => {
                             done.quota_resumed = true;
                             quota_seen = None;
@@ -490,7 +490,7 @@ async fn main() -> anyhow::Result<()> {
             && pause_state.is_none()
             && push_accepted as f64 >= plan.pause.0 * args.push as f64
         {
-            match control::pause(&ds, &pc, "chaos: marketer pause").await {
+            match control::pause(&ctx, &pc, "chaos: marketer pause").await {
                 Ok(_) => {
                     pause_state = Some(Instant::now() + Duration::from_secs(plan.pause.1));
                     done.marketer_pause = Some(format!(
@@ -514,7 +514,7 @@ async fn main() -> anyhow::Result<()> {
         if let Some(at) = pause_state
             && Instant::now() >= at
         {
-            match control::resume(&ds, &pc).await {
+            match control::resume(&ctx, &pc).await {
                 Ok(_) => {
                     pause_state = None;
                     pause_done = true;

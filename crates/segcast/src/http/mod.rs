@@ -1,10 +1,10 @@
 //! The HTTP faces of the binaries (routers and start-up), kept here so the binaries stay thin and tests can
 //! run the same apps in-process on port 0.
 
-pub mod click;
-pub mod delivery;
+pub mod click_redirect;
+pub mod delivery_push;
 pub mod push_auth;
-pub mod scheduler;
+pub mod scheduler_tick;
 
 use tokio::net::TcpListener;
 
