@@ -7,15 +7,16 @@ use devstack::{Stack, StackOptions};
 use fake_line::FakeLine;
 use segcast::catalog::{Channel, Content, Segment};
 use segcast::config::Settings;
+use segcast::ctx::Ctx;
 use segcast::domain::{
     Campaign, CampaignCounts, CampaignId, CampaignStatus, ChannelId, ContentId, Messages, SegmentId,
 };
 use segcast::http::delivery_push::{DeliveryApp, router};
 use segcast::http::push_auth::PushAuth;
 use segcast::line::LineClient;
-use segcast::line::token::TokenProvider;
+use segcast::line::access_token::TokenProvider;
 use segcast::pipeline::scheduler::{TickOptions, tick};
-use segcast::pipeline::{Ctx, control, log_sink, provision};
+use segcast::pipeline::{control, log_sink, provision};
 use std::sync::OnceLock;
 use std::time::Duration;
 use time::OffsetDateTime;
@@ -407,7 +408,7 @@ pub const CONSOLE_ADMIN: &str = "admin@example.com";
 /// A console serving this environment in-process on port 0 (local sign-in).
 pub struct Console {
     pub url: String,
-    pub app: segcast::console::ConsoleApp,
+    pub app: segcast_console::ConsoleApp,
     stop: CancellationToken,
     task: JoinHandle<()>,
 }
@@ -459,13 +460,13 @@ impl TestEnv {
         ];
         vars.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let settings =
-            segcast::console::ConsoleSettings::from_vars(vars, &self.ctx.settings.dataset)?;
+            segcast_console::ConsoleSettings::from_vars(vars, &self.ctx.settings.dataset)?;
         let secrets = segcast::line::secrets::ChannelSecrets::from_setting(
             self.ctx.settings.line.channel_secrets.as_deref(),
             &self.ctx.settings.project_id,
         )
         .await?;
-        let app = segcast::console::ConsoleApp::new(
+        let app = segcast_console::ConsoleApp::new(
             self.ctx.clone(),
             self.line_client.clone(),
             settings,
@@ -475,7 +476,7 @@ impl TestEnv {
         let url = format!("http://{}", listener.local_addr()?);
         let stop = CancellationToken::new();
         let s = stop.clone();
-        let router = segcast::console::router(app.clone());
+        let router = segcast_console::router(app.clone());
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, router)
                 .with_graceful_shutdown(async move { s.cancelled().await })

@@ -8,7 +8,7 @@ use fake_line::Interaction;
 use futures::future::BoxFuture;
 use segcast::click::analytics;
 use segcast::click::insight::{self, Count, InsightState};
-use segcast::click::token::{Claims, Keys, unix_now};
+use segcast::click::link_signature::{Claims, Keys, unix_now};
 use segcast::domain::{CampaignId, CampaignStatus, UserId};
 use segcast::http::click_redirect::{
     self as click_redirect, BufferOptions, ClickApp, ClickBuffer, ClickPublisher,

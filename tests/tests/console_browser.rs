@@ -10,10 +10,10 @@
 
 use anyhow::{Context, bail, ensure};
 use fantoccini::{Client, ClientBuilder, Locator};
-use segcast::console::{ConsoleApp, ConsoleSettings, router};
 use segcast::http::scheduler_tick::run_loop;
 use segcast::line::secrets::ChannelSecrets;
 use segcast::pipeline::scheduler::TickOptions;
+use segcast_console::{ConsoleApp, ConsoleSettings, router};
 use segcast_e2e::{CHANNEL, CHANNEL_SECRET, EnvOptions, TestEnv, free_port};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

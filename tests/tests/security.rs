@@ -935,7 +935,7 @@ async fn no_secret_or_access_token_appears_in_logs_errors_or_responses() {
     // Error messages: a token refused for a wrong secret, and a send that cannot get a token.
     let wrong_secret = "wrong-channel-secret-must-not-show";
     let http = reqwest::Client::new();
-    let tokens = segcast::line::token::TokenProvider::from_vars(
+    let tokens = segcast::line::access_token::TokenProvider::from_vars(
         http.clone(),
         &env.line_url,
         [(

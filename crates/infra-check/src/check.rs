@@ -4,7 +4,7 @@ use crate::code::{self, Code};
 use crate::model::{Model, PROJECT_NUMBER, Resource, is_unknown};
 use crate::roles::{self, Only, Scope};
 use segcast::config::Settings;
-use segcast::console::ConsoleSettings;
+use segcast_console::ConsoleSettings;
 use serde_json::Value as Json;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -39,6 +39,8 @@ pub enum ChannelSecrets {
 pub struct Service {
     pub key: &'static str,
     pub name: &'static str,
+    /// The binary, as the code's settings table (`segcast::config::vars`) names it.
+    pub code: segcast::config::Service,
     /// Reads its settings with `Settings::from_vars` (and so needs the whole pipeline environment).
     pub pipeline: bool,
     /// Authenticates its callers with `PushAuth` (OIDC audience + service account).
@@ -57,6 +59,7 @@ pub const SERVICES: &[Service] = &[
     Service {
         key: "scheduler",
         name: "segcast-scheduler",
+        code: segcast::config::Service::Scheduler,
         pipeline: true,
         push_auth: true,
         required: true,
@@ -67,6 +70,7 @@ pub const SERVICES: &[Service] = &[
     Service {
         key: "delivery",
         name: "segcast-delivery",
+        code: segcast::config::Service::Delivery,
         pipeline: true,
         push_auth: true,
         required: true,
@@ -77,6 +81,7 @@ pub const SERVICES: &[Service] = &[
     Service {
         key: "log-sink",
         name: "segcast-log-sink",
+        code: segcast::config::Service::LogSink,
         pipeline: true,
         push_auth: false,
         required: false,
@@ -87,6 +92,7 @@ pub const SERVICES: &[Service] = &[
     Service {
         key: "click-redirect",
         name: "segcast-click-redirect",
+        code: segcast::config::Service::ClickRedirect,
         pipeline: false,
         push_auth: false,
         required: true,
@@ -101,6 +107,7 @@ pub const SERVICES: &[Service] = &[
     Service {
         key: "console",
         name: "segcast-console",
+        code: segcast::config::Service::Console,
         pipeline: true,
         push_auth: false,
         required: false,
@@ -322,8 +329,17 @@ fn services(model: &Model, code: &Code, out: &mut Out) -> Option<Settings> {
             }
         }
         for name in env.plain.keys().chain(env.secrets.keys()) {
-            let channel = name.starts_with("LINE_CHANNEL_")
-                && (name.ends_with("_SECRET") || name.ends_with("_TOKEN"));
+            let channel = segcast::config::vars::is_channel_credential(name);
+            let read_by = segcast::config::vars::lookup(name).map(|v| v.read_by);
+            if let Some(read_by) = read_by.filter(|r| !channel && !r.contains(&svc.code)) {
+                out.add(
+                    &addr,
+                    format!(
+                        "sets {name}, which {} does not read (read by {read_by:?})",
+                        svc.name
+                    ),
+                );
+            }
             if !channel && !code.env_names.contains(name) {
                 out.add(
                     &addr,
@@ -358,16 +374,13 @@ fn services(model: &Model, code: &Code, out: &mut Out) -> Option<Settings> {
             }
         }
         // What the binary itself would make of this environment.
-        let mut vars: Vec<(String, String)> = env
+        let vars: Vec<(String, String)> = env
             .plain
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        if !svc.pipeline && !env.plain.contains_key("SEGCAST_BUCKET") {
-            // As functions/click-redirect does: it exports nothing.
-            vars.push(("SEGCAST_BUCKET".into(), "unused".into()));
-        }
-        let settings = match Settings::from_vars(vars) {
+        let required = segcast::config::Vars::from_pairs(vars.clone()).require(svc.code);
+        let settings = match required.and_then(|()| Settings::from_vars(vars)) {
             Ok(s) => s,
             Err(e) => {
                 out.add(&addr, format!("the code refuses this environment: {e:#}"));
@@ -767,7 +780,7 @@ fn delivery_service(model: &Model, r: &Resource, env: &Env, s: &Settings, out: &
         .keys()
         .chain(env.secrets.keys())
         .map(|k| (k.clone(), "x".to_owned()));
-    let tokens = segcast::line::token::TokenProvider::from_vars(
+    let tokens = segcast::line::access_token::TokenProvider::from_vars(
         reqwest::Client::new(),
         &s.line.base_url,
         vars,

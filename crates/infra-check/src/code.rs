@@ -43,9 +43,8 @@ pub struct Code {
     pub datastore_indexes: Vec<Json>,
     /// `cloudbuild.yaml`, parsed.
     pub cloudbuild: Json,
-    /// Every environment variable name the code mentions (`"SEGCAST_..."`, `"LINE_..."`, ... string literals
-    /// in the library's and the binaries' sources): a variable terraform sets that is not among them is a
-    /// typo the code would silently ignore.
+    /// Every environment variable the services read (the code's table of settings): a variable terraform
+    /// sets that is not among them is a typo the code would silently ignore.
     pub env_names: Vec<String>,
     /// Package names under `services/` and `functions/`: the binaries there are.
     pub packages: Vec<String>,
@@ -83,7 +82,7 @@ impl Code {
                     .context("reading cloudbuild.yaml")?,
             )
             .context("parsing cloudbuild.yaml")?,
-            env_names: env_names(repo)?,
+            env_names: env_names(),
             packages: packages(repo),
             channel_secret_name: channel_secret_name(repo),
         })
@@ -141,50 +140,12 @@ pub fn channel_secret_name(repo: &Path) -> Option<(String, String)> {
     (!before.is_empty()).then(|| (before.to_owned(), after.to_owned()))
 }
 
-/// Environment variable names in string literals of the Rust sources under `crates/segcast`, `services` and
-/// `functions`.
-pub fn env_names(repo: &Path) -> anyhow::Result<Vec<String>> {
-    let mut files = Vec::new();
-    let mut stack: Vec<std::path::PathBuf> = ["crates/segcast/src", "services", "functions"]
+/// Every environment variable the services read: the code's own table (`segcast::config::vars::VARS`).
+pub fn env_names() -> Vec<String> {
+    segcast::config::VARS
         .iter()
-        .map(|d| repo.join(d))
-        .collect();
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in entries {
-            let p = e?.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "rs") {
-                files.push(p);
-            }
-        }
-    }
-    let mut names = std::collections::BTreeSet::new();
-    for f in files {
-        let text = std::fs::read_to_string(&f)?;
-        for prefix in [
-            "\"SEGCAST_",
-            "\"LINE_",
-            "\"GOOGLE_CLOUD_PROJECT",
-            "\"PORT\"",
-            "\"RUST_LOG",
-        ] {
-            for (at, _) in text.match_indices(prefix) {
-                let rest = &text[at + 1..];
-                let name: String = rest
-                    .chars()
-                    .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
-                    .collect();
-                if rest[name.len()..].starts_with('"') && !name.is_empty() {
-                    names.insert(name);
-                }
-            }
-        }
-    }
-    Ok(names.into_iter().collect())
+        .map(|v| v.name.to_owned())
+        .collect()
 }
 
 /// The fields of `DeliveryLogRow` as serde writes them: a row with every optional field set, and one with

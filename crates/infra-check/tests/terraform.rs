@@ -741,3 +741,107 @@ fn a_service_whose_binary_does_not_exist_is_caught() {
         show(&p)
     );
 }
+
+/// The variable names in the README's settings table (the rows between its header and the next blank line).
+fn readme_settings(readme: &str) -> std::collections::BTreeSet<String> {
+    let start = readme
+        .find("| variable | meaning | default |")
+        .expect("the README has a settings table");
+    let mut names = std::collections::BTreeSet::new();
+    for line in readme[start..].lines().skip(2) {
+        if !line.starts_with('|') {
+            break;
+        }
+        let first = line.split('|').nth(1).unwrap_or_default();
+        for part in first.split('`').skip(1).step_by(2) {
+            names.insert(part.to_owned());
+        }
+    }
+    names
+}
+
+/// The settings table's names against the code's table: `(missing from the README, not in the code)`.
+fn settings_drift(readme: &str) -> (Vec<String>, Vec<String>) {
+    let documented = readme_settings(readme);
+    let code: std::collections::BTreeSet<String> = segcast::config::VARS
+        .iter()
+        .map(|v| v.name.to_owned())
+        .collect();
+    let patterns = ["LINE_CHANNEL_<ID>_SECRET", "LINE_CHANNEL_<ID>_TOKEN"];
+    (
+        code.difference(&documented).cloned().collect(),
+        documented
+            .difference(&code)
+            .filter(|n| !patterns.contains(&n.as_str()))
+            .cloned()
+            .collect(),
+    )
+}
+
+#[test]
+fn the_readme_documents_every_setting_and_no_other() {
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
+    let (missing, unknown) = settings_drift(&readme);
+    assert!(
+        missing.is_empty(),
+        "settings the README's table does not document: {missing:?}"
+    );
+    assert!(
+        unknown.is_empty(),
+        "README settings the code does not read: {unknown:?}"
+    );
+    // The check can fail: a row removed, and a row for a setting that does not exist.
+    let row = readme
+        .lines()
+        .find(|l| l.starts_with("| `SEGCAST_FANOUT_RATE`"))
+        .unwrap();
+    let (missing, _) = settings_drift(&readme.replace(&format!("{row}\n"), ""));
+    assert_eq!(missing, vec!["SEGCAST_FANOUT_RATE".to_owned()]);
+    let (_, unknown) =
+        settings_drift(&readme.replace(row, &format!("{row}\n| `SEGCAST_FANOUT_RAET` | typo | |")));
+    assert_eq!(unknown, vec!["SEGCAST_FANOUT_RAET".to_owned()]);
+}
+
+/// Rust sources of the library and the service binaries that read the environment themselves.
+fn env_readers(root: &std::path::Path) -> Vec<String> {
+    let mut stack = vec![
+        root.join("crates/segcast/src"),
+        root.join("services"),
+        root.join("functions"),
+    ];
+    let mut found = Vec::new();
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "rs")
+                // The one module that reads the environment; the click-redirect bench example is a load
+                // generator with settings of its own.
+                && !p.ends_with("crates/segcast/src/config/vars.rs")
+                && !p.to_string_lossy().contains("/examples/")
+            {
+                let text = std::fs::read_to_string(&p).unwrap();
+                if text.contains("std::env::var") || text.contains("env::vars()") {
+                    found.push(p.strip_prefix(root).unwrap().display().to_string());
+                }
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+#[test]
+fn only_the_configuration_module_reads_the_environment() {
+    let root = repo_root();
+    assert_eq!(env_readers(&root), Vec::<String>::new());
+    // The check can fail: a copy of the library with one stray reader.
+    let copy = std::env::temp_dir().join(format!("segcast-env-readers-{}", std::process::id()));
+    let stray = copy.join("crates/segcast/src/stray.rs");
+    std::fs::create_dir_all(stray.parent().unwrap()).unwrap();
+    std::fs::write(&stray, "fn f() { let _ = std::env::var(\"X\"); }").unwrap();
+    let found = env_readers(&copy);
+    std::fs::remove_dir_all(&copy).unwrap();
+    assert_eq!(found, vec!["crates/segcast/src/stray.rs".to_owned()]);
+}

@@ -7,20 +7,21 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use time::OffsetDateTime;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Content {
-    #[schema(value_type = String)]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub id: ContentId,
     pub name: String,
     /// 1 to 5 LINE message objects.
-    #[schema(value_type = Vec<Object>)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>))]
     pub messages: Messages,
     /// Tracked links: link id -> target URL, used in the messages as `{{link:ID}}` (see [`crate::click::links`]).
     /// The click redirect only ever redirects to these.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub links: BTreeMap<String, String>,
     #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub updated_at: OffsetDateTime,
     /// Starts at 1; every edit in the console adds one and keeps the previous version ([`ContentVersion`]).
     #[serde(default = "first_version")]
@@ -34,9 +35,10 @@ fn first_version() -> u32 {
 }
 
 /// A past version of a content (kind `ContentVersion`, keyed `<content id>@<version>`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ContentVersion {
-    #[schema(value_type = String)]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub content_id: ContentId,
     pub content: Content,
 }
@@ -59,15 +61,16 @@ impl Content {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Segment {
-    #[schema(value_type = String)]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub id: SegmentId,
     pub name: String,
     /// A single read-only SELECT returning a `user_id` column (plus columns for personalisation).
     pub sql: String,
     #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub updated_at: OffsetDateTime,
     /// The columns it returns (from BigQuery's dry run when saved in the console).
     #[serde(default)]
@@ -88,16 +91,17 @@ impl Segment {
 
 /// A LINE channel campaigns send on. Its secret is never part of it: it lives in the secret store
 /// ([`crate::line::secrets`]) or the environment.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Channel {
-    #[schema(value_type = String)]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub id: ChannelId,
     pub name: String,
     /// Whether a secret was stored for it in the console.
     #[serde(default)]
     pub has_secret: bool,
     #[serde(default, with = "time::serde::rfc3339::option")]
-    #[schema(value_type = Option<String>, format = DateTime)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub updated_at: Option<OffsetDateTime>,
     #[serde(default)]
     pub updated_by: Option<String>,

@@ -1,20 +1,19 @@
-//! segcast core: everything the binaries share.
+//! segcast core: everything the binaries share, in layers that only point down:
 //!
-//! - [`domain`]: validated types (user IDs, campaign IDs, LINE messages, the campaign state machine, batches).
-//! - [`config`]: settings from the environment (12-factor; emulator variables mapped onto endpoints in one place).
-//! - [`telemetry`]: JSON logs that Cloud Logging understands.
-//! - [`gcp`]: adapters for Datastore, Pub/Sub, BigQuery and Cloud Storage.
-//! - [`line`]: the LINE Messaging API client, channel access tokens and the rate limiter.
-//! - [`sql`]: every BigQuery statement the system runs, loaded from the repository's `sql/` directory.
-//! - [`pipeline`]: the stages of the flow, one module each (claim, extract, fan-out, deliver, log sink, diff retry).
-//! - [`segment_sql`]: the pre-parse of segment SQL (one read-only query), before BigQuery sees it.
-//! - [`catalog`]: contents, segments, channels and campaigns as Datastore entities.
-//! - [`click`]: click tracking (signed links, click rows), LINE insight, stats and CSV export.
+//! 1. [`domain`]: validated types (user IDs, campaign IDs, LINE messages and their link syntax, the campaign
+//!    state machine and its rules, batches, delivery-log rows); and [`config`], settings from the environment
+//!    (one table of every variable), [`telemetry`] (JSON logs) and [`sql`] (every BigQuery statement).
+//! 2. Adapters: [`gcp`] (Datastore, Pub/Sub, BigQuery, Cloud Storage), [`line`] (the LINE client, channel access
+//!    tokens, the rate limiter); [`catalog`] (what marketers register, and the one way a campaign changes);
+//!    [`ctx`] (settings + clients + clock, what every stage gets).
+//! 3. Stages: [`pipeline`] (claim, extract, fan-out, the batch on the wire, deliver, log sink, diff retry, and the
+//!    scheduler that drives them) and [`click`] (signed click links, LINE insight, stats, CSV export);
+//!    [`segment_sql`] (the pre-parse of segment SQL).
+//! 4. Faces: [`http`] (the binaries' routers: delivery push, scheduler tick, click redirect) and the console (its own crate, `services/console`).
 
 pub mod catalog;
 pub mod click;
 pub mod config;
-pub mod console;
 pub mod ctx;
 pub mod domain;
 pub mod gcp;

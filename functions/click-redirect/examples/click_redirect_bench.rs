@@ -7,8 +7,8 @@
 //! Environment: `BENCH_SECONDS` (default 5), `BENCH_CONNECTIONS` (default 32), `BENCH_RATE` (requests/s offered
 //! in the latency phase, default 6000).
 
+use segcast::click::link_signature::{Keys, unix_now};
 use segcast::click::links::Rewriter;
-use segcast::click::token::{Keys, unix_now};
 use segcast::domain::{CampaignId, UserId};
 use segcast::http::click_redirect::{
     BufferOptions, ClickApp, ClickBuffer, ClickPublisher, CountingPublisher, PubSubPublisher,

@@ -4,7 +4,7 @@
 //! `SEGCAST_NAMESPACE`, `PORT`, the emulator variables; `SEGCAST_CLICK_BUFFER` (clicks buffered at most,
 //! default 100000). SIGTERM stops accepting, then flushes the buffer.
 
-use segcast::config::{Settings, listen_port};
+use segcast::config::{Service, Settings};
 use segcast::http::click_redirect::{self, BufferOptions};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -12,21 +12,14 @@ use tokio_util::sync::CancellationToken;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     segcast::telemetry::init("click-redirect");
-    // The redirect exports nothing: the export bucket is not needed here.
-    let mut vars: Vec<(String, String)> = std::env::vars().collect();
-    if !vars.iter().any(|(k, _)| k == "SEGCAST_BUCKET") {
-        vars.push(("SEGCAST_BUCKET".into(), "unused-by-click-redirect".into()));
-    }
-    let settings = Settings::from_vars(vars)?;
-    let mut opts = BufferOptions::default();
-    if let Ok(v) = std::env::var("SEGCAST_CLICK_BUFFER") {
-        opts.capacity = v
-            .parse()
-            .map_err(|e| anyhow::anyhow!("SEGCAST_CLICK_BUFFER={v:?}: {e}"))?;
-    }
+    let settings = Settings::from_env(Service::ClickRedirect)?;
+    let opts = BufferOptions {
+        capacity: settings.click.buffer,
+        ..BufferOptions::default()
+    };
     let stop = CancellationToken::new();
     let (app, flusher) = click_redirect::from_settings(&settings, opts, stop.clone()).await?;
-    let listener = tokio::net::TcpListener::bind(("0.0.0.0", listen_port())).await?;
+    let listener = tokio::net::TcpListener::bind(("0.0.0.0", settings.port)).await?;
     tracing::info!(addr = %listener.local_addr()?, topic = %settings.click.topic, "click redirect listening");
     segcast::http::serve(listener, click_redirect::router(app)).await?;
     stop.cancel();

@@ -1,18 +1,19 @@
 //! segcast-delivery: the Pub/Sub push handler that sends batches to LINE (see `segcast::pipeline::deliver`).
 
-use segcast::config::{Settings, listen_port};
+use segcast::config::{Service, Settings};
+use segcast::ctx::Ctx;
 use segcast::http::{self, delivery_push::DeliveryApp, push_auth::PushAuth};
 use segcast::line::LineClient;
-use segcast::pipeline::Ctx;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     segcast::telemetry::init("delivery");
-    let settings = Settings::from_env()?;
+    let settings = Settings::from_env(Service::Delivery)?;
+    let port = settings.port;
     let auth = PushAuth::from_settings(&settings.delivery)?;
     let line = LineClient::new(&settings.line)?;
     let ctx = Ctx::connect(settings).await?;
-    let listener = tokio::net::TcpListener::bind(("0.0.0.0", listen_port())).await?;
+    let listener = tokio::net::TcpListener::bind(("0.0.0.0", port)).await?;
     tracing::info!(addr = %listener.local_addr()?, "delivery handler listening");
     http::serve(
         listener,

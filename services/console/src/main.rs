@@ -1,19 +1,20 @@
-//! segcast-console: the marketers' console — JSON API, OpenAPI spec and web UI (see `segcast::console`).
+//! segcast-console: the marketers' console — JSON API, OpenAPI spec and web UI (the `segcast_console` library of this package).
 
-use segcast::config::{Settings, listen_port};
-use segcast::console::{ConsoleApp, router};
+use segcast::config::{Service, Settings};
+use segcast::ctx::Ctx;
 use segcast::http;
 use segcast::line::LineClient;
-use segcast::pipeline::Ctx;
+use segcast_console::{ConsoleApp, router};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     segcast::telemetry::init("console");
-    let settings = Settings::from_env()?;
+    let settings = Settings::from_env(Service::Console)?;
+    let port = settings.port;
     let line = LineClient::new(&settings.line)?;
     let ctx = Ctx::connect(settings).await?;
     let app = ConsoleApp::from_env(ctx, line).await?;
-    let listener = tokio::net::TcpListener::bind(("0.0.0.0", listen_port())).await?;
+    let listener = tokio::net::TcpListener::bind(("0.0.0.0", port)).await?;
     tracing::info!(addr = %listener.local_addr()?, auth = app.settings.mode.name(), "console listening");
     http::serve(listener, router(app)).await?;
     Ok(())

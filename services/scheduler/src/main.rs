@@ -1,41 +1,28 @@
 //! segcast-scheduler: claims due campaigns and drives them (extract -> fan-out -> diff-retry rounds).
 //! `POST /tick` for Cloud Scheduler; with `SEGCAST_SCHEDULER_LOOP_MS` set it also ticks on its own (local use).
 
-use segcast::config::{Settings, listen_port};
+use segcast::config::{Service, Settings};
+use segcast::ctx::Ctx;
 use segcast::http::{self, push_auth::PushAuth, scheduler_tick::SchedulerApp};
-use segcast::pipeline::{Ctx, scheduler::TickOptions};
-use std::time::Duration;
+use segcast::pipeline::scheduler::TickOptions;
 use tokio_util::sync::CancellationToken;
-
-fn env_secs(key: &str) -> anyhow::Result<Option<Duration>> {
-    match std::env::var(key) {
-        Ok(v) => Ok(Some(Duration::from_secs(
-            v.parse().map_err(|e| anyhow::anyhow!("{key}={v:?}: {e}"))?,
-        ))),
-        Err(_) => Ok(None),
-    }
-}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     segcast::telemetry::init("scheduler");
-    let settings = Settings::from_env()?;
+    let settings = Settings::from_env(Service::Scheduler)?;
     let auth = PushAuth::from_settings(&settings.delivery)?;
+    let (port, own) = (settings.port, settings.scheduler.clone());
     let ctx = Ctx::connect(settings).await?;
     let owner = format!(
         "scheduler-{}",
         &uuid::Uuid::new_v4().simple().to_string()[..12]
     );
     let mut opts = TickOptions::new(owner);
-    if let Some(d) = env_secs("SEGCAST_TICK_BUDGET_SECONDS")? {
-        opts.budget = d;
-    }
-    if let Some(d) = env_secs("SEGCAST_LEASE_SECONDS")? {
-        opts.lease = d;
-    }
+    opts.budget = own.tick_budget;
+    opts.lease = own.lease;
     let stop = CancellationToken::new();
-    if let Ok(ms) = std::env::var("SEGCAST_SCHEDULER_LOOP_MS") {
-        let every = Duration::from_millis(ms.parse()?);
+    if let Some(every) = own.loop_every {
         tokio::spawn(http::scheduler_tick::run_loop(
             ctx.clone(),
             opts.clone(),
@@ -43,7 +30,7 @@ async fn main() -> anyhow::Result<()> {
             stop.clone(),
         ));
     }
-    let listener = tokio::net::TcpListener::bind(("0.0.0.0", listen_port())).await?;
+    let listener = tokio::net::TcpListener::bind(("0.0.0.0", port)).await?;
     tracing::info!(addr = %listener.local_addr()?, owner = %opts.owner, "scheduler listening");
     http::serve(
         listener,

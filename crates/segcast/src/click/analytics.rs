@@ -6,9 +6,9 @@
 //! same link within 5 seconds of their previous tap is a double tap and does not count again. Unique clickers
 //! exist for push sends only; for multicast the recipient is unknown and the numbers say so (NULL).
 
+use crate::ctx::Ctx;
 use crate::domain::{Campaign, CampaignId};
 use crate::gcp::bigquery::{Param, Row};
-use crate::pipeline::Ctx;
 use crate::sql;
 use anyhow::anyhow;
 use serde::Serialize;

@@ -1,9 +1,9 @@
 //! A campaign's per-recipient outcomes and clicks as CSV (RFC 4180), for the console to serve as a download.
 //! Rows stream from BigQuery page by page into the writer: memory does not grow with the campaign's size.
 
+use crate::ctx::Ctx;
 use crate::domain::CampaignId;
 use crate::gcp::bigquery::Param;
-use crate::pipeline::Ctx;
 use crate::sql;
 use anyhow::anyhow;
 use tokio::io::{AsyncWrite, AsyncWriteExt};

@@ -4,10 +4,10 @@
 //! Datastore (`LineInsight`, keyed by campaign) beside segcast's own numbers in BigQuery. LINE answers null when
 //! fewer than 20 users are involved: that is kept as the explicit state [`InsightState::TooFewToReport`], never 0.
 
+use crate::ctx::Ctx;
 use crate::domain::{Campaign, CampaignId, CampaignStatus};
 use crate::gcp::datastore::{Doc, Indexed};
 use crate::line::LineClient;
-use crate::pipeline::Ctx;
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

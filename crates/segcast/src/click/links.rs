@@ -2,65 +2,15 @@
 //! URL registered under `ID` in the content's `links`. At send time each becomes
 //! `<SEGCAST_CLICK_BASE_URL>/c/<token>`; the redirect sends the click on to the registered target, and only there.
 
-use super::token::{Claims, Keys, is_link_id};
+use super::link_signature::{Claims, Keys};
 use crate::config::ClickSettings;
-const LINK_PREFIX: &str = "link:";
+use crate::domain::links::{collect_link_ids, is_link_id, map_strings, replace_links};
 use crate::domain::{CampaignId, Messages, ParseError, UserId};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Longest target URL accepted (LINE's `uri` actions take up to 1,000 characters).
 pub const MAX_TARGET_LEN: usize = 1000;
-
-/// Calls `f` with each `{{link:ID}}` id in `s`, and returns `s` with each replaced by `f`'s answer.
-fn replace_links(s: &str, mut f: impl FnMut(&str) -> String) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(start) = rest.find("{{") {
-        let after = &rest[start + 2..];
-        let Some(end) = after.find("}}") else { break };
-        let name = after[..end].trim();
-        out.push_str(&rest[..start]);
-        match name.strip_prefix(LINK_PREFIX) {
-            Some(id) => out.push_str(&f(id.trim())),
-            None => out.push_str(&rest[start..start + 2 + end + 2]),
-        }
-        rest = &after[end + 2..];
-    }
-    out.push_str(rest);
-    out
-}
-
-fn map_strings(v: &Value, f: &mut dyn FnMut(&str) -> Value) -> Value {
-    match v {
-        Value::String(s) if s.contains("{{") => f(s),
-        Value::Array(items) => Value::Array(items.iter().map(|i| map_strings(i, f)).collect()),
-        Value::Object(map) => Value::Object(
-            map.iter()
-                .map(|(k, i)| (k.clone(), map_strings(i, f)))
-                .collect(),
-        ),
-        other => other.clone(),
-    }
-}
-
-pub fn collect_link_ids(v: &Value, out: &mut BTreeSet<String>) {
-    map_strings(v, &mut |s| {
-        replace_links(s, |id| {
-            out.insert(id.to_owned());
-            String::new()
-        });
-        Value::Null
-    });
-}
-
-/// `v` with each tracked link replaced by a URL as long as a real one, for validation against LINE's schema.
-pub fn with_sample_urls(v: &Value) -> Value {
-    let sample = format!("https://click.example/c/{}", "A".repeat(140));
-    map_strings(v, &mut |s| {
-        Value::String(replace_links(s, |_| sample.clone()))
-    })
-}
 
 /// Checks a target URL: absolute http(s), a host, no credentials, no whitespace, not too long.
 pub fn check_target(url: &str) -> Result<(), String> {
@@ -237,6 +187,7 @@ mod tests {
             keys: configured.then(|| Keys::single("k1", b"0123456789abcdef0123456789abcdef")),
             base_url: configured.then(|| "https://c.example.com".to_owned()),
             token_ttl: Duration::from_secs(90 * 86_400),
+            buffer: 100_000,
         }
     }
 

@@ -1,6 +1,6 @@
 //! Click tracking and campaign analytics (issue #8).
 //!
-//! - [`token`]: signed click tokens (HMAC-SHA256, rotating keys, expiry).
+//! - [`link_signature`]: signed click links (HMAC-SHA256, rotating keys, expiry).
 //! - [`links`]: `{{link:ID}}` in content, checked at registration and rewritten at send time.
 //! - [`ClickRow`]: one click, as published to the click topic and stored in `click_logs`.
 //! - [`insight`]: LINE's own per-campaign numbers (`customAggregationUnits`), fetched and stored beside ours.
@@ -12,8 +12,8 @@
 pub mod analytics;
 pub mod export;
 pub mod insight;
+pub mod link_signature;
 pub mod links;
-pub mod token;
 
 use serde::{Deserialize, Serialize};
 

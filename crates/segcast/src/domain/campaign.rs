@@ -11,7 +11,8 @@ use super::{CampaignId, ChannelId, ContentId, SegmentId};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum CampaignStatus {
     Draft,
@@ -106,7 +107,8 @@ pub struct Lease {
 }
 
 /// The campaign's numbers. `targeted = delivered + sum(failed)` once completed.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CampaignCounts {
     /// Distinct user IDs the segment returned, valid or not.
     pub targeted: u64,
@@ -122,19 +124,20 @@ pub struct CampaignCounts {
     pub failed_by_reason: std::collections::BTreeMap<String, u64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Campaign {
-    #[schema(value_type = String)]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub id: CampaignId,
     pub name: String,
-    #[schema(value_type = String)]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub content_id: ContentId,
-    #[schema(value_type = String)]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub segment_id: SegmentId,
-    #[schema(value_type = String)]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub channel_id: ChannelId,
     #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub send_at: OffsetDateTime,
     pub status: CampaignStatus,
     /// Why the campaign is paused, canceled or failed (e.g. `quota_exhausted`).
@@ -146,7 +149,7 @@ pub struct Campaign {
     /// When it was last resumed. A quota error LINE gave before this no longer pauses the campaign: the
     /// operator resumed after it (e.g. having raised the quota).
     #[serde(default, with = "time::serde::rfc3339::option")]
-    #[schema(value_type = Option<String>, format = DateTime)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub resumed_at: Option<OffsetDateTime>,
     /// Dry run: everything but sending (LINE's validate endpoint is called instead).
     #[serde(default)]
@@ -157,7 +160,7 @@ pub struct Campaign {
     #[serde(default = "default_max_rounds")]
     pub max_rounds: u32,
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub lease: Option<Lease>,
     #[serde(default)]
     pub counts: CampaignCounts,
@@ -169,20 +172,20 @@ pub struct Campaign {
     #[serde(default)]
     pub round_logged: u64,
     #[serde(default, with = "time::serde::rfc3339::option")]
-    #[schema(value_type = Option<String>, format = DateTime)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub round_progress_at: Option<OffsetDateTime>,
     /// Not before this time does the scheduler look at the campaign again (backoff between rounds).
     #[serde(default, with = "time::serde::rfc3339::option")]
-    #[schema(value_type = Option<String>, format = DateTime)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub next_check_at: Option<OffsetDateTime>,
     #[serde(default, with = "time::serde::rfc3339::option")]
-    #[schema(value_type = Option<String>, format = DateTime)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub started_at: Option<OffsetDateTime>,
     #[serde(default, with = "time::serde::rfc3339::option")]
-    #[schema(value_type = Option<String>, format = DateTime)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub completed_at: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub updated_at: OffsetDateTime,
     /// The IANA time zone the marketer scheduled in (for display and quiet hours); `send_at` is absolute.
     #[serde(default)]
@@ -199,7 +202,8 @@ pub struct Campaign {
 }
 
 /// A window of local time (`HH:MM`-`HH:MM`, may wrap midnight) in which nothing starts sending.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct QuietHours {
     pub start: String,
     pub end: String,
@@ -269,18 +273,19 @@ impl QuietHours {
 }
 
 /// The two-person rule for large sends.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Approval {
     pub requested_by: String,
     #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub requested_at: OffsetDateTime,
     /// Recipients the segment returned when approval was requested.
     pub recipients: u64,
     #[serde(default)]
     pub approved_by: Option<String>,
     #[serde(default, with = "time::serde::rfc3339::option")]
-    #[schema(value_type = Option<String>, format = DateTime)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub approved_at: Option<OffsetDateTime>,
 }
 

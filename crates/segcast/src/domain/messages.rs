@@ -24,7 +24,7 @@ impl Messages {
     pub fn parse(value: &Value) -> Result<Self, Vec<ParseError>> {
         let limits = line_spec::Limits::default();
         // Tracked links are checked as the URLs they become at send time (a `uri` must be a URI).
-        let sample = crate::click::links::with_sample_urls(value);
+        let sample = super::links::with_sample_urls(value);
         let violations = line_spec::validate_messages(&sample, &limits);
         if !violations.is_empty() {
             return Err(violations
@@ -67,7 +67,7 @@ impl Messages {
     pub fn tracked_links(&self) -> BTreeSet<String> {
         let mut out = BTreeSet::new();
         for m in &self.0 {
-            crate::click::links::collect_link_ids(m, &mut out);
+            super::links::collect_link_ids(m, &mut out);
         }
         out
     }
@@ -90,12 +90,11 @@ impl<'de> Deserialize<'de> for Messages {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let v = Value::deserialize(d)?;
         Messages::parse(&v).map_err(|errs| {
-            serde::de::Error::custom(
-                errs.iter()
-                    .map(|e| e.to_string())
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            )
+            let first = errs.first().map(|e| e.to_string()).unwrap_or_default();
+            serde::de::Error::custom(format!(
+                "not valid LINE messages ({} problem(s), first: {first})",
+                errs.len()
+            ))
         })
     }
 }
@@ -129,7 +128,7 @@ fn collect_placeholders(
                 let name = after[..end].trim();
                 if let Some(link) = name.strip_prefix(LINK_PREFIX) {
                     // A tracked link, rewritten at send time: not a segment column.
-                    if !crate::click::token::is_link_id(link.trim()) {
+                    if !super::links::is_link_id(link.trim()) {
                         return Err(ParseError::new(
                             path,
                             format!(

@@ -29,6 +29,7 @@ mod batch;
 mod campaign;
 mod delivery_log;
 mod ids;
+pub mod links;
 mod messages;
 mod user_id;
 

@@ -9,8 +9,8 @@
 //! redirect's latency does not depend on Pub/Sub. Shutdown flushes what is buffered.
 
 use crate::click::ClickRow;
+use crate::click::link_signature::{Keys, unix_now};
 use crate::click::links::check_target;
-use crate::click::token::{Keys, unix_now};
 use crate::domain::CampaignId;
 use axum::Router;
 use axum::extract::{Path, State};

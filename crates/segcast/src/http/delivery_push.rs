@@ -6,8 +6,8 @@
 //! (202 is never used: the emulator does not treat it as an ack.) A refused message never reaches LINE.
 
 use super::push_auth::PushAuth;
+use crate::ctx::Ctx;
 use crate::line::LineClient;
-use crate::pipeline::Ctx;
 use crate::pipeline::batch_wire::{MAX_PUSH_BODY, Pushed, decode_push};
 use crate::pipeline::deliver::{self, Disposition};
 use axum::Router;

@@ -2,7 +2,7 @@
 //! loop that ticks every second instead.
 
 use super::push_auth::PushAuth;
-use crate::pipeline::Ctx;
+use crate::ctx::Ctx;
 use crate::pipeline::scheduler::{TickOptions, tick};
 use axum::Router;
 use axum::extract::State;

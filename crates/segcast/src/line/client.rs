@@ -1,8 +1,8 @@
 //! Sending to LINE: push and multicast with `X-Line-Retry-Key`, validate for dry runs, and the classification of
 //! every answer into what segcast does next (see [`SendOutcome`]).
 
+use super::access_token::TokenProvider;
 use super::rate_limit::RateLimiter;
-use super::token::TokenProvider;
 use crate::config::LineSettings;
 use crate::domain::ChannelId;
 use serde_json::Value;
@@ -73,7 +73,7 @@ impl LineClient {
             .timeout(settings.request_timeout)
             .pool_max_idle_per_host(256)
             .build()?;
-        let tokens = TokenProvider::from_env(http.clone(), &settings.base_url);
+        let tokens = TokenProvider::from_settings(http.clone(), settings);
         Ok(Self::with_tokens(settings, http, tokens))
     }
 

@@ -6,7 +6,7 @@
 //!   the official `google-cloud-secretmanager-v1` client.
 //! - `SEGCAST_CHANNEL_SECRETS=dir:<path>`: one file per channel, `<path>/<ID>.secret`, readable only by its
 //!   owner (local; there is no Secret Manager emulator).
-//! - unset: channels come only from the environment (`LINE_CHANNEL_<ID>_SECRET`, see [`super::token`]).
+//! - unset: channels come only from the environment (`LINE_CHANNEL_<ID>_SECRET`, see [`super::access_token`]).
 //!
 //! The console writes a secret when a channel is registered (after LINE accepted it) and reads it only to issue
 //! access tokens for test sends and LINE's validate endpoint; the UI and API only ever say whether a channel

@@ -5,7 +5,7 @@
 //! The Pub/Sub message is the batch's JSON (`crate::domain::Batch`), with the batch id as the `batch_id`
 //! attribute (for logs and filters). A push wraps it in Pub/Sub's envelope, base64-encoded.
 
-use super::Ctx;
+use crate::ctx::Ctx;
 use crate::domain::{Batch, BatchId, Campaign, DeliveryMode, Messages, Recipient};
 use anyhow::{Context, anyhow};
 use base64::Engine;
@@ -184,7 +184,10 @@ mod tests {
         let mut v = serde_json::to_value(batch()).unwrap();
         v["messages"] = serde_json::json!([{"type": "text", "text": ""}]);
         let e = decode_push(&push_body(&serde_json::to_vec(&v).unwrap())).unwrap_err();
-        assert!(e.contains("not a batch"), "{e}");
+        assert!(
+            e.contains("not a batch") && e.contains("not valid LINE messages"),
+            "{e}"
+        );
         let mut v = serde_json::to_value(batch()).unwrap();
         v["id"] = serde_json::json!("c_wire.r1.f0");
         assert!(decode_push(&push_body(&serde_json::to_vec(&v).unwrap())).is_err());

@@ -1,5 +1,7 @@
-//! The marketer's commands on a campaign: create and schedule, pause, resume, cancel. Each is one Datastore
-//! transaction that checks the state machine, so a command that does not apply changes nothing and says why.
+//! The marketer's commands on a campaign: create and schedule, pause, resume, cancel (for the CLI-less callers:
+//! tests, the demo, chaos; the console applies the same rules with its audit entry). Each is a rule of
+//! [`Campaign`] applied in one Datastore transaction ([`crate::catalog::change_campaign`]), so a command that does
+//! not apply changes nothing and says why ([`CommandError`]).
 
 use super::records::ParkedBatch;
 use crate::catalog::{CommandError, change_campaign};

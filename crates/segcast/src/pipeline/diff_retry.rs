@@ -5,8 +5,8 @@
 //! backoff, for a bounded number of rounds; after the last round they are settled as `retries_exhausted`.
 //! Then the final counts are read from BigQuery and the campaign completes.
 
-use super::Ctx;
 use super::claim::{AdvanceError, advance};
+use crate::ctx::Ctx;
 use crate::domain::{Campaign, CampaignCounts, CampaignStatus, FailureReason};
 use crate::gcp::bigquery::Param;
 use crate::sql;

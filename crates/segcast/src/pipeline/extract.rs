@@ -3,9 +3,9 @@
 //! recipients are exported to Cloud Storage as sharded NDJSON, the durable work list the fan-out streams.
 //! Every statement is idempotent, so a crash here just means running it again.
 
-use super::Ctx;
 use super::claim::{AdvanceError, advance};
 use crate::catalog::Segment;
+use crate::ctx::Ctx;
 use crate::domain::{Campaign, CampaignStatus};
 use crate::gcp::bigquery::Param;
 use crate::sql;

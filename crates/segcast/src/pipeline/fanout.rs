@@ -8,12 +8,12 @@
 //! after it are published again with the same ids, which the handlers' dedupe and LINE's retry keys make
 //! harmless.
 
-use super::Ctx;
 use super::batch_wire::{self, BatchTopics};
 use super::claim::{AdvanceError, advance};
 use super::export_file::{LineSplitter, Next, is_blank, parse_recipient};
 use super::records::FanoutCheckpoint;
 use crate::catalog::Content;
+use crate::ctx::Ctx;
 use crate::domain::{Batch, Campaign, CampaignStatus, DeliveryMode, Messages, Recipient};
 use anyhow::{Context, anyhow};
 use std::time::Duration;

@@ -3,8 +3,8 @@
 //! streaming pull is slow), inserts with `insertAll` (insertId = log_id) and acknowledges only after the rows
 //! are in. A redelivered message is inserted again with the same log_id, and readers deduplicate by log_id.
 
-use super::Ctx;
 use crate::click::ClickRow;
+use crate::ctx::Ctx;
 use crate::domain::DeliveryLogRow;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;

@@ -3,7 +3,7 @@
 //! dead-letter subscription, and the delivery-log and click-log topics with the log sink's pull subscriptions.
 //! In production terraform creates the same things with the same names.
 
-use super::Ctx;
+use crate::ctx::Ctx;
 use crate::gcp::pubsub::{PushAuth, PushSubscription};
 use crate::sql;
 use std::time::Duration;

@@ -6,7 +6,8 @@
 use super::claim::{self, AdvanceError};
 use super::diff_retry::{self, RoundState};
 use super::fanout::{self, FanoutResult};
-use super::{Ctx, control, extract};
+use super::{control, extract};
+use crate::ctx::Ctx;
 use crate::domain::{Campaign, CampaignStatus, FailureReason};
 use std::time::Duration;
 use tokio::time::Instant;

@@ -1,21 +1,21 @@
 //! Contents: the LINE messages a campaign sends, validated on save against LINE's rules (and LINE's own
 //! validate endpoint when a channel is named), versioned on every edit. `{{column}}` placeholders are filled
 //! from segment columns and switch the campaign to push; content without them goes by multicast.
-//! `{{link:ID}}` marks a tracked link (see [`crate::click::links`]).
+//! `{{link:ID}}` marks a tracked link (see [`segcast::click::links`]).
 
 use super::auth::{Identity, Role};
 use super::error::{ApiError, ApiResult};
 use super::{Body, ConsoleApp, audit};
-use crate::catalog::{Content, ContentVersion};
-use crate::domain::Campaign;
-use crate::domain::{ChannelId, ContentId, Messages, ParseError};
-use crate::gcp::datastore::Indexed;
-use crate::line::{Endpoint, SendOutcome};
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Json;
 use axum::routing::{get, post};
+use segcast::catalog::{Content, ContentVersion};
+use segcast::domain::Campaign;
+use segcast::domain::{ChannelId, ContentId, Messages, ParseError};
+use segcast::gcp::datastore::Indexed;
+use segcast::line::{Endpoint, SendOutcome};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -122,7 +122,7 @@ async fn check(app: &ConsoleApp, input: &ContentInput) -> ApiResult<(String, Mes
     };
     if let Some(m) = &messages
         && let Err(errs) =
-            crate::click::links::check_content(&app.ctx.settings.click, m, &input.links)
+            segcast::click::links::check_content(&app.ctx.settings.click, m, &input.links)
     {
         errors.extend(errs);
     }
@@ -148,7 +148,7 @@ async fn check(app: &ConsoleApp, input: &ContentInput) -> ApiResult<(String, Mes
                     .collect()
             })
             .unwrap_or_default();
-        let rendered = crate::click::links::with_targets(&messages.render(&sample), &input.links);
+        let rendered = segcast::click::links::with_targets(&messages.render(&sample), &input.links);
         match app.line.validate(&channel, endpoint, &rendered).await {
             SendOutcome::Accepted { .. } => {}
             SendOutcome::Rejected { status, message } => {
@@ -269,7 +269,7 @@ pub async fn update(
     if let Some(c) = campaigns.iter().find(|c| {
         c.content_id == before.id
             && !c.status.is_final()
-            && c.status != crate::domain::CampaignStatus::Draft
+            && c.status != segcast::domain::CampaignStatus::Draft
     }) {
         return Err(ApiError::conflict(format!(
             "campaign {:?} ({}) uses this content and is {}: cancel it or create a new content",

@@ -17,10 +17,6 @@ pub mod segments;
 pub mod ui;
 pub mod users;
 
-use crate::line::LineClient;
-use crate::line::secrets::ChannelSecrets;
-use crate::pipeline::Ctx;
-use crate::telemetry::Secret;
 use anyhow::{Context, bail};
 use auth::{Identity, Mode};
 use axum::Router;
@@ -29,11 +25,15 @@ use axum::http::{Method, StatusCode, header, request::Parts};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use error::ApiError;
+use segcast::ctx::Ctx;
+use segcast::line::LineClient;
+use segcast::line::secrets::ChannelSecrets;
+use segcast::telemetry::Secret;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// The console's own settings (from the environment; the pipeline's come from [`crate::config::Settings`]).
+/// The console's own settings (from the environment; the pipeline's come from [`segcast::config::Settings`]).
 #[derive(Clone)]
 pub struct ConsoleSettings {
     pub mode: Mode,
@@ -57,11 +57,11 @@ impl ConsoleSettings {
         vars: impl IntoIterator<Item = (String, String)>,
         dataset: &str,
     ) -> anyhow::Result<Self> {
-        let vars: HashMap<String, String> = vars
-            .into_iter()
-            .map(|(k, v)| (k, v.trim().to_owned()))
-            .filter(|(_, v)| !v.is_empty())
-            .collect();
+        Self::from_config(&segcast::config::Vars::from_pairs(vars), dataset)
+    }
+
+    /// The console's settings from the environment's variables (see [`segcast::config::vars`]).
+    pub fn from_config(vars: &segcast::config::Vars, dataset: &str) -> anyhow::Result<Self> {
         let num = |k: &str, default: u64| -> anyhow::Result<u64> {
             match vars.get(k) {
                 None => Ok(default),
@@ -70,21 +70,24 @@ impl ConsoleSettings {
                     .with_context(|| format!("{k}={v:?} is not a whole number")),
             }
         };
-        let mode = match vars.get("SEGCAST_CONSOLE_AUTH").map(String::as_str) {
+        let mode = match vars.get("SEGCAST_CONSOLE_AUTH") {
             Some("iap") => {
-                let audience = vars.get("SEGCAST_IAP_AUDIENCE").cloned().context(
-                    "SEGCAST_IAP_AUDIENCE is not set: IAP's audience for this backend \
+                let audience = vars
+                    .get("SEGCAST_IAP_AUDIENCE")
+                    .map(str::to_owned)
+                    .context(
+                        "SEGCAST_IAP_AUDIENCE is not set: IAP's audience for this backend \
                      (/projects/NUMBER/global/backendServices/ID)",
-                )?;
+                    )?;
                 Mode::Iap(Arc::new(auth::IapVerifier::new(
                     audience,
-                    vars.get("SEGCAST_IAP_JWKS_URL").cloned(),
+                    vars.get("SEGCAST_IAP_JWKS_URL").map(str::to_owned),
                 )))
             }
             Some("local") => {
                 let password = vars
                     .get("SEGCAST_CONSOLE_PASSWORD")
-                    .cloned()
+                    .map(str::to_owned)
                     .context("SEGCAST_CONSOLE_PASSWORD is not set: the local sign-in password")?;
                 if password.len() < 12 {
                     bail!("SEGCAST_CONSOLE_PASSWORD must be at least 12 characters");
@@ -176,7 +179,9 @@ impl ConsoleApp {
 
     /// From the environment, as the `segcast-console` binary starts.
     pub async fn from_env(ctx: Ctx, line: LineClient) -> anyhow::Result<Self> {
-        let settings = ConsoleSettings::from_vars(std::env::vars(), &ctx.settings.dataset)?;
+        let vars = segcast::config::Vars::from_env();
+        vars.require(segcast::config::Service::Console)?;
+        let settings = ConsoleSettings::from_config(&vars, &ctx.settings.dataset)?;
         let secrets = ChannelSecrets::from_setting(
             ctx.settings.line.channel_secrets.as_deref(),
             &ctx.settings.project_id,
@@ -185,7 +190,7 @@ impl ConsoleApp {
         Ok(Self::new(ctx, line, settings, secrets))
     }
 
-    pub fn ds(&self) -> &crate::gcp::datastore::Datastore {
+    pub fn ds(&self) -> &segcast::gcp::datastore::Datastore {
         &self.ctx.gcp.datastore
     }
 }

@@ -4,14 +4,14 @@
 use super::auth::{Identity, Role};
 use super::error::{ApiError, ApiResult};
 use super::{Body, ConsoleApp, audit};
-use crate::catalog::Channel;
-use crate::domain::ChannelId;
-use crate::telemetry::Secret;
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Json;
 use axum::routing::get;
+use segcast::catalog::Channel;
+use segcast::domain::ChannelId;
+use segcast::telemetry::Secret;
 use serde::Deserialize;
 use time::OffsetDateTime;
 
@@ -69,7 +69,9 @@ async fn store_secret(app: &ConsoleApp, id: &ChannelId, secret: &str) -> ApiResu
     };
     let secret = Secret::new(secret);
     let (http, base) = app.line.http();
-    if let Err(why) = crate::line::token::check_credentials(http, base, id, &secret).await? {
+    if let Err(why) =
+        segcast::line::access_token::check_credentials(http, base, id, &secret).await?
+    {
         return Err(ApiError::field("secret", why));
     }
     store.put(id, &secret).await?;

@@ -9,15 +9,15 @@
 use super::auth::{Identity, Role};
 use super::error::{ApiError, ApiResult};
 use super::{Body, ConsoleApp, audit};
-use crate::domain::{
-    Approval, Campaign, CampaignCounts, CampaignId, CampaignStatus, NotAllowed, QuietHours, UserId,
-};
-use crate::pipeline::control::{self, TestSendResult};
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Json;
 use axum::routing::{get, post};
+use segcast::domain::{
+    Approval, Campaign, CampaignCounts, CampaignId, CampaignStatus, NotAllowed, QuietHours, UserId,
+};
+use segcast::pipeline::control::{self, TestSendResult};
 use serde::Deserialize;
 use time::OffsetDateTime;
 

@@ -6,8 +6,9 @@
 //! clicked, and none pretends to. Keys rotate: the first key of `SEGCAST_CLICK_KEYS` signs, every listed key
 //! verifies, so an old key stays listed until its last tokens expire.
 
+pub use crate::config::ClickKeys as Keys;
+use crate::domain::links::is_link_id;
 use crate::domain::{CampaignId, UserId};
-use crate::telemetry::Secret;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
@@ -19,94 +20,7 @@ type HmacSha256 = Hmac<Sha256>;
 const MAC_LEN: usize = 16;
 /// Tokens longer than this are refused before any work.
 pub const MAX_TOKEN_LEN: usize = 256;
-/// Signing keys shorter than this are refused.
-const MIN_KEY_LEN: usize = 16;
-
-/// The signing keys, by key id. `Debug` shows the key ids only.
-#[derive(Clone)]
-pub struct Keys {
-    keys: Vec<(String, Vec<u8>)>,
-}
-
-impl std::fmt::Debug for Keys {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let kids: Vec<&str> = self.keys.iter().map(|(k, _)| k.as_str()).collect();
-        write!(f, "Keys({kids:?}, ***)")
-    }
-}
-
-fn is_kid(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 16
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-}
-
-/// A tracked link's id within its content: `[a-z][a-z0-9_]{0,31}`.
-pub fn is_link_id(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 32
-        && s.as_bytes()[0].is_ascii_lowercase()
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-}
-
 impl Keys {
-    /// Parses `kid:base64url-key,kid2:key2`. Errors never contain key material.
-    pub fn parse(spec: &Secret) -> Result<Self, String> {
-        let mut keys = Vec::new();
-        for (i, part) in spec.expose().split(',').enumerate() {
-            let part = part.trim();
-            let Some((kid, key)) = part.split_once(':') else {
-                return Err(format!("entry {} is not kid:base64url-key", i + 1));
-            };
-            let kid = kid.trim();
-            if !is_kid(kid) {
-                return Err(format!(
-                    "entry {}: a key id is 1 to 16 letters, digits, _ or -",
-                    i + 1
-                ));
-            }
-            let key = URL_SAFE_NO_PAD
-                .decode(key.trim().trim_end_matches('='))
-                .map_err(|_| format!("key {kid:?} is not base64url"))?;
-            if key.len() < MIN_KEY_LEN {
-                return Err(format!(
-                    "key {kid:?} is {} bytes: use at least {MIN_KEY_LEN} (32 random bytes is best)",
-                    key.len()
-                ));
-            }
-            if keys.iter().any(|(k, _)| k == kid) {
-                return Err(format!("key id {kid:?} is listed twice"));
-            }
-            keys.push((kid.to_owned(), key));
-        }
-        if keys.is_empty() {
-            return Err("no keys".into());
-        }
-        Ok(Self { keys })
-    }
-
-    /// For tests and benchmarks: one key.
-    pub fn single(kid: &str, key: &[u8]) -> Self {
-        assert!(is_kid(kid) && key.len() >= MIN_KEY_LEN);
-        Self {
-            keys: vec![(kid.to_owned(), key.to_vec())],
-        }
-    }
-
-    /// The id of the key that signs.
-    pub fn signing_kid(&self) -> &str {
-        &self.keys[0].0
-    }
-
-    fn key(&self, kid: &str) -> Option<&[u8]> {
-        self.keys
-            .iter()
-            .find(|(k, _)| k == kid)
-            .map(|(_, v)| v.as_slice())
-    }
-
     fn mac(key: &[u8], payload: &[u8]) -> HmacSha256 {
         let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes any key length");
         mac.update(payload);
@@ -115,7 +29,8 @@ impl Keys {
 
     /// Signs `claims` with the first key.
     pub fn sign(&self, claims: &Claims) -> String {
-        let (kid, key) = &self.keys[0];
+        let kid = self.signing_kid();
+        let key = self.key(kid).unwrap_or_default();
         let payload = format!(
             "{kid}|{}|{}|{}|{}",
             claims.campaign,
@@ -209,6 +124,7 @@ pub fn unix_now() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::telemetry::Secret;
 
     const K1: &[u8] = b"0123456789abcdef0123456789abcdef";
     const K2: &[u8] = b"fedcba9876543210fedcba9876543210";

@@ -12,10 +12,10 @@
 //! Roles come from the console's user list in Datastore; `SEGCAST_CONSOLE_ADMINS` names the first admins.
 
 use super::error::{ApiError, ApiResult};
-use crate::gcp::datastore::{Datastore, Doc};
-use crate::telemetry::Secret;
 use axum::http::HeaderMap;
 use hmac::{Hmac, Mac};
+use segcast::gcp::datastore::{Datastore, Doc};
+use segcast::telemetry::Secret;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use std::collections::HashMap;
@@ -232,7 +232,7 @@ struct IapClaims {
 
 impl IapVerifier {
     pub fn new(audience: String, jwks_url: Option<String>) -> Self {
-        crate::http::push_auth::install_jwt_crypto();
+        segcast::http::push_auth::install_jwt_crypto();
         Self {
             audience,
             jwks_url: jwks_url.unwrap_or_else(|| GOOGLE_IAP_JWKS.into()),

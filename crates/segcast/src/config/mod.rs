@@ -1,11 +1,19 @@
-//! Settings from the environment (12-factor, as Cloud Run expects).
+//! Settings from the environment (12-factor, as Cloud Run expects), parsed here and nowhere else: every
+//! variable is listed in [`vars::VARS`] (name, default, meaning, which services read it); each service builds its
+//! typed settings with [`Settings::from_env`].
 //!
 //! This is the one place that maps the emulator variables (`PUBSUB_EMULATOR_HOST`, `DATASTORE_EMULATOR_HOST`,
 //! `STORAGE_EMULATOR_HOST`, `BIGQUERY_EMULATOR_HOST`) onto endpoints: Google's Rust crates read none of them, and
 //! talking to an emulator needs both its `http://` endpoint and anonymous credentials.
 
+mod click_keys;
+pub mod vars;
+
+pub use click_keys::ClickKeys;
+
+pub use vars::{Service, VARS, Vars};
+
 use anyhow::{Context, bail};
-use std::collections::HashMap;
 use std::time::Duration;
 
 /// Where each Google service is. `None` means the real service with Application Default Credentials.
@@ -25,8 +33,10 @@ pub struct Settings {
     pub namespace: String,
     /// BigQuery dataset holding targets, logs and views.
     pub dataset: String,
-    /// Bucket for segment exports.
+    /// Bucket for segment exports (required by the scheduler only: empty elsewhere when unset).
     pub bucket: String,
+    /// The HTTP port (`PORT`, which Cloud Run sets).
+    pub port: u16,
     /// Number of delivery topics the fan-out spreads batches over (the seed used 10).
     pub delivery_topics: usize,
     /// Delivery topics are `<prefix>-0 .. <prefix>-<N-1>`; their push subscriptions add `-push`.
@@ -36,6 +46,18 @@ pub struct Settings {
     pub line: LineSettings,
     pub delivery: DeliverySettings,
     pub click: ClickSettings,
+    pub scheduler: SchedulerSettings,
+}
+
+/// The scheduler's own settings.
+#[derive(Debug, Clone)]
+pub struct SchedulerSettings {
+    /// How long one tick may work (`SEGCAST_TICK_BUDGET_SECONDS`).
+    pub tick_budget: Duration,
+    /// A campaign's lease (`SEGCAST_LEASE_SECONDS`).
+    pub lease: Duration,
+    /// Also tick on its own this often (`SEGCAST_SCHEDULER_LOOP_MS`; local use).
+    pub loop_every: Option<Duration>,
 }
 
 /// Click tracking: where click rows go, and how tracked links are signed.
@@ -44,11 +66,13 @@ pub struct ClickSettings {
     /// Topic carrying click-log rows to BigQuery (`SEGCAST_CLICK_TOPIC`).
     pub topic: String,
     /// Signing keys (`SEGCAST_CLICK_KEYS`, `kid:base64url-key,...`): the first signs, all verify.
-    pub keys: Option<crate::click::token::Keys>,
+    pub keys: Option<ClickKeys>,
     /// Public base URL of the click domain (`SEGCAST_CLICK_BASE_URL`), e.g. `https://c.example.com`.
     pub base_url: Option<String>,
     /// How long a tracked link keeps working (`SEGCAST_CLICK_TOKEN_TTL_DAYS`).
     pub token_ttl: Duration,
+    /// The click redirect's buffer of clicks not yet published (`SEGCAST_CLICK_BUFFER`).
+    pub buffer: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -65,6 +89,52 @@ pub struct LineSettings {
     pub channel_secrets: Option<String>,
     /// The project holding those secrets in Secret Manager.
     pub secrets_project: String,
+    /// Channel credentials from the environment (how Cloud Run mounts Secret Manager secrets).
+    pub credentials: Vec<ChannelCredential>,
+}
+
+/// A channel's credential from the environment: `LINE_CHANNEL_<ID>_SECRET` (a stateless token is issued with
+/// it) or `LINE_CHANNEL_<ID>_TOKEN` (a long-lived token); for one channel also `LINE_CHANNEL_ID` with
+/// `LINE_CHANNEL_SECRET` or `LINE_CHANNEL_TOKEN`.
+#[derive(Debug, Clone)]
+pub struct ChannelCredential {
+    pub channel: String,
+    /// A channel secret (else a long-lived access token).
+    pub is_secret: bool,
+    pub value: crate::telemetry::Secret,
+}
+
+/// The channel credentials set in `vars`.
+pub fn channel_credentials(vars: &Vars) -> Vec<ChannelCredential> {
+    let secret = crate::telemetry::Secret::new;
+    let mut out: Vec<ChannelCredential> = vars
+        .channel_credentials()
+        .map(|(id, is_secret, v)| ChannelCredential {
+            channel: id.to_owned(),
+            is_secret,
+            value: secret(v.to_owned()),
+        })
+        .collect();
+    if let Some(id) = vars.get("LINE_CHANNEL_ID") {
+        let one = match (
+            vars.get("LINE_CHANNEL_TOKEN"),
+            vars.get("LINE_CHANNEL_SECRET"),
+        ) {
+            (Some(t), _) => Some((false, t)),
+            (None, Some(s)) => Some((true, s)),
+            (None, None) => None,
+        };
+        if let Some((is_secret, v)) = one {
+            out.retain(|c| c.channel != id);
+            out.push(ChannelCredential {
+                channel: id.to_owned(),
+                is_secret,
+                value: secret(v.to_owned()),
+            });
+        }
+    }
+    out.sort_by(|a, b| a.channel.cmp(&b.channel));
+    out
 }
 
 #[derive(Debug, Clone)]
@@ -96,21 +166,15 @@ pub struct DeliverySettings {
     pub push_service_account: Option<String>,
 }
 
-fn get(vars: &HashMap<String, String>, key: &str) -> Option<String> {
-    vars.get(key)
-        .map(|v| v.trim().to_owned())
-        .filter(|v| !v.is_empty())
+fn get(vars: &Vars, key: &str) -> Option<String> {
+    vars.get(key).map(str::to_owned)
 }
 
-fn parse_num<T: std::str::FromStr>(
-    vars: &HashMap<String, String>,
-    key: &str,
-    default: T,
-) -> anyhow::Result<T>
+fn parse_num<T: std::str::FromStr>(vars: &Vars, key: &str, default: T) -> anyhow::Result<T>
 where
     T::Err: std::fmt::Display,
 {
-    match get(vars, key) {
+    match vars.get(key) {
         None => Ok(default),
         Some(v) => v
             .parse()
@@ -127,79 +191,103 @@ fn with_scheme(v: String) -> String {
 }
 
 impl Settings {
-    pub fn from_env() -> anyhow::Result<Self> {
-        Self::from_vars(std::env::vars())
+    /// `service`'s settings from the process's environment; refuses to start without what it requires.
+    pub fn from_env(service: Service) -> anyhow::Result<Self> {
+        let vars = Vars::from_env();
+        vars.require(service)?;
+        Self::parse(&vars)
     }
 
+    /// Settings from `vars` (tests, infra-check): every service's requirements but the bucket's.
     pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> anyhow::Result<Self> {
-        let vars: HashMap<String, String> = vars.into_iter().collect();
-        let project_id = get(&vars, "GOOGLE_CLOUD_PROJECT")
+        Self::parse(&Vars::from_pairs(vars))
+    }
+
+    fn parse(vars: &Vars) -> anyhow::Result<Self> {
+        let project_id = get(vars, "GOOGLE_CLOUD_PROJECT")
             .context("GOOGLE_CLOUD_PROJECT is not set: the Google Cloud project to use")?;
         let endpoints = Endpoints {
-            pubsub: get(&vars, "PUBSUB_EMULATOR_HOST").map(with_scheme),
-            datastore: get(&vars, "DATASTORE_EMULATOR_HOST").map(with_scheme),
-            storage: get(&vars, "STORAGE_EMULATOR_HOST").map(with_scheme),
-            bigquery: get(&vars, "BIGQUERY_EMULATOR_HOST").map(with_scheme),
+            pubsub: get(vars, "PUBSUB_EMULATOR_HOST").map(with_scheme),
+            datastore: get(vars, "DATASTORE_EMULATOR_HOST").map(with_scheme),
+            storage: get(vars, "STORAGE_EMULATOR_HOST").map(with_scheme),
+            bigquery: get(vars, "BIGQUERY_EMULATOR_HOST").map(with_scheme),
         };
-        let delivery_topics = parse_num(&vars, "SEGCAST_DELIVERY_TOPICS", 10usize)?;
+        let delivery_topics = parse_num(vars, "SEGCAST_DELIVERY_TOPICS", 10usize)?;
         if !(1..=100).contains(&delivery_topics) {
             bail!("SEGCAST_DELIVERY_TOPICS={delivery_topics} must be between 1 and 100");
         }
-        let multicast_batch = parse_num(&vars, "SEGCAST_MULTICAST_BATCH", 4000usize)?;
-        let push_batch = parse_num(&vars, "SEGCAST_PUSH_BATCH", 200usize)?;
+        let multicast_batch = parse_num(vars, "SEGCAST_MULTICAST_BATCH", 4000usize)?;
+        let push_batch = parse_num(vars, "SEGCAST_PUSH_BATCH", 200usize)?;
         let max = crate::domain::MAX_BATCH_RECIPIENTS;
         if !(1..=max).contains(&multicast_batch) || !(1..=max).contains(&push_batch) {
             bail!("SEGCAST_MULTICAST_BATCH and SEGCAST_PUSH_BATCH must be between 1 and {max}");
         }
         let ack_deadline =
-            Duration::from_secs(parse_num(&vars, "SEGCAST_ACK_DEADLINE_SECONDS", 60u64)?);
+            Duration::from_secs(parse_num(vars, "SEGCAST_ACK_DEADLINE_SECONDS", 60u64)?);
         let push_budget =
-            Duration::from_secs(parse_num(&vars, "SEGCAST_PUSH_BUDGET_SECONDS", 30u64)?);
+            Duration::from_secs(parse_num(vars, "SEGCAST_PUSH_BUDGET_SECONDS", 30u64)?);
         if push_budget >= ack_deadline {
             bail!("SEGCAST_PUSH_BUDGET_SECONDS must be below SEGCAST_ACK_DEADLINE_SECONDS");
         }
         Ok(Self {
             project_id: project_id.clone(),
             endpoints,
-            namespace: get(&vars, "SEGCAST_NAMESPACE").unwrap_or_default(),
-            dataset: get(&vars, "SEGCAST_DATASET").unwrap_or_else(|| "segcast".into()),
-            bucket: get(&vars, "SEGCAST_BUCKET")
-                .context("SEGCAST_BUCKET is not set: the export bucket")?,
+            namespace: get(vars, "SEGCAST_NAMESPACE").unwrap_or_default(),
+            dataset: get(vars, "SEGCAST_DATASET").unwrap_or_else(|| "segcast".into()),
+            bucket: get(vars, "SEGCAST_BUCKET").unwrap_or_default(),
+            port: parse_num(vars, "PORT", 8080u16)?,
             delivery_topics,
-            topic_prefix: get(&vars, "SEGCAST_TOPIC_PREFIX")
+            topic_prefix: get(vars, "SEGCAST_TOPIC_PREFIX")
                 .unwrap_or_else(|| "segcast-delivery".into()),
-            log_topic: get(&vars, "SEGCAST_LOG_TOPIC")
+            log_topic: get(vars, "SEGCAST_LOG_TOPIC")
                 .unwrap_or_else(|| "segcast-delivery-log".into()),
             line: LineSettings {
-                base_url: get(&vars, "LINE_API_BASE_URL")
+                base_url: get(vars, "LINE_API_BASE_URL")
                     .unwrap_or_else(|| "https://api.line.me".into()),
-                push_rate: parse_num(&vars, "SEGCAST_LINE_PUSH_RATE", 2000u32)?,
-                multicast_rate: parse_num(&vars, "SEGCAST_LINE_MULTICAST_RATE", 200u32)?,
+                push_rate: parse_num(vars, "SEGCAST_LINE_PUSH_RATE", 2000u32)?,
+                multicast_rate: parse_num(vars, "SEGCAST_LINE_MULTICAST_RATE", 200u32)?,
                 request_timeout: Duration::from_millis(parse_num(
-                    &vars,
+                    vars,
                     "SEGCAST_LINE_TIMEOUT_MS",
                     10_000u64,
                 )?),
-                channel_secrets: get(&vars, "SEGCAST_CHANNEL_SECRETS"),
+                channel_secrets: get(vars, "SEGCAST_CHANNEL_SECRETS"),
                 secrets_project: project_id.clone(),
+                credentials: channel_credentials(vars),
             },
             delivery: DeliverySettings {
                 multicast_batch,
                 push_batch,
-                batch_concurrency: parse_num(&vars, "SEGCAST_BATCH_CONCURRENCY", 64usize)?.max(1),
+                batch_concurrency: parse_num(vars, "SEGCAST_BATCH_CONCURRENCY", 64usize)?.max(1),
                 push_budget,
-                fanout_rate: parse_num(&vars, "SEGCAST_FANOUT_RATE", 0u32)?,
+                fanout_rate: parse_num(vars, "SEGCAST_FANOUT_RATE", 0u32)?,
                 ack_deadline,
                 redrive_after: Duration::from_secs(parse_num(
-                    &vars,
+                    vars,
                     "SEGCAST_REDRIVE_SECONDS",
                     600u64,
                 )?),
-                push_token: get(&vars, "SEGCAST_PUSH_TOKEN").map(crate::telemetry::Secret::new),
-                push_audience: get(&vars, "SEGCAST_PUSH_AUDIENCE"),
-                push_service_account: get(&vars, "SEGCAST_PUSH_SERVICE_ACCOUNT"),
+                push_token: get(vars, "SEGCAST_PUSH_TOKEN").map(crate::telemetry::Secret::new),
+                push_audience: get(vars, "SEGCAST_PUSH_AUDIENCE"),
+                push_service_account: get(vars, "SEGCAST_PUSH_SERVICE_ACCOUNT"),
             },
-            click: click_settings(&vars)?,
+            click: click_settings(vars)?,
+            scheduler: SchedulerSettings {
+                tick_budget: Duration::from_secs(parse_num(
+                    vars,
+                    "SEGCAST_TICK_BUDGET_SECONDS",
+                    50u64,
+                )?),
+                lease: Duration::from_secs(parse_num(vars, "SEGCAST_LEASE_SECONDS", 30u64)?),
+                loop_every: match vars.get("SEGCAST_SCHEDULER_LOOP_MS") {
+                    None => None,
+                    Some(_) => Some(Duration::from_millis(parse_num(
+                        vars,
+                        "SEGCAST_SCHEDULER_LOOP_MS",
+                        0u64,
+                    )?)),
+                },
+            },
         })
     }
 
@@ -225,11 +313,11 @@ impl Settings {
     }
 }
 
-fn click_settings(vars: &HashMap<String, String>) -> anyhow::Result<ClickSettings> {
+fn click_settings(vars: &Vars) -> anyhow::Result<ClickSettings> {
     let keys = match get(vars, "SEGCAST_CLICK_KEYS") {
         None => None,
         Some(v) => Some(
-            crate::click::token::Keys::parse(&crate::telemetry::Secret::new(v))
+            ClickKeys::parse(&crate::telemetry::Secret::new(v))
                 .map_err(|e| anyhow::anyhow!("SEGCAST_CLICK_KEYS: {e}"))?,
         ),
     };
@@ -254,15 +342,8 @@ fn click_settings(vars: &HashMap<String, String>) -> anyhow::Result<ClickSetting
         keys,
         base_url,
         token_ttl: Duration::from_secs(days * 86_400),
+        buffer: parse_num(vars, "SEGCAST_CLICK_BUFFER", 100_000usize)?,
     })
-}
-
-/// The HTTP port Cloud Run gives in `PORT` (8080 when unset).
-pub fn listen_port() -> u16 {
-    std::env::var("PORT")
-        .ok()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(8080)
 }
 
 #[cfg(test)]

@@ -5,13 +5,13 @@
 use super::ConsoleApp;
 use super::auth::Identity;
 use super::error::ApiResult;
-use crate::domain::CampaignStatus;
-use crate::gcp::bigquery::Param;
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::get;
+use segcast::domain::CampaignStatus;
+use segcast::gcp::bigquery::Param;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use time::OffsetDateTime;
@@ -83,7 +83,7 @@ pub async fn progress(
     let (delivered, failed, retryable) = if c.completed_at.is_some() {
         (c.counts.delivered, c.counts.failed, 0)
     } else {
-        crate::pipeline::records::progress(app.ds(), &c.id).await?
+        segcast::pipeline::records::progress(app.ds(), &c.id).await?
     };
     // Invalid user IDs never reach a batch: they are settled as failed by the scheduler.
     let failed = if c.completed_at.is_some() {
@@ -141,7 +141,7 @@ pub async fn results(
         let Json(p) = progress(State(app.clone()), who, Path(id.clone())).await?;
         (p.delivered, p.failed, BTreeMap::new())
     };
-    let clicks = crate::click::analytics::campaign_clicks(&app.ctx, &c.id).await?;
+    let clicks = segcast::click::analytics::campaign_clicks(&app.ctx, &c.id).await?;
     let click_rate = (delivered > 0)
         .then(|| clicks.unique_clickers.unwrap_or(clicks.clicks) as f64 / delivered as f64);
     Ok(Json(Results {
@@ -171,8 +171,8 @@ pub async fn timeline(
         _ => 0,
     };
     let unit = if span > 900 { "MINUTE" } else { "SECOND" };
-    let q =
-        crate::sql::DELIVERIES_OVER_TIME.render(&[("dataset", app.ctx.dataset()), ("unit", unit)]);
+    let q = segcast::sql::DELIVERIES_OVER_TIME
+        .render(&[("dataset", app.ctx.dataset()), ("unit", unit)]);
     let rows = app
         .ctx
         .gcp
@@ -208,7 +208,7 @@ pub async fn failures_csv(
 ) -> ApiResult<Response> {
     use tokio::io::AsyncWriteExt;
     let c = super::campaigns::get_campaign(&app, &id).await?;
-    let q = crate::sql::FAILED_RECIPIENTS.render(&[("dataset", app.ctx.dataset())]);
+    let q = segcast::sql::FAILED_RECIPIENTS.render(&[("dataset", app.ctx.dataset())]);
     let mut rows = app
         .ctx
         .gcp
@@ -218,7 +218,7 @@ pub async fn failures_csv(
     let (mut tx, rx) = tokio::io::duplex(64 * 1024);
     let campaign = c.id.clone();
     tokio::spawn(async move {
-        let field = crate::click::export::field;
+        let field = segcast::click::export::field;
         if tx.write_all(b"user_id,reason,failed_at\r\n").await.is_err() {
             return;
         }

@@ -1,9 +1,9 @@
 //! Channel access tokens: issued once, cached, refreshed shortly before expiry, and refreshed once on a 401.
 //!
-//! Credentials come from the environment, which is how Cloud Run exposes Secret Manager secrets:
-//! `LINE_CHANNEL_<ID>_SECRET` (a stateless token is issued with client_credentials) or
-//! `LINE_CHANNEL_<ID>_TOKEN` (a long-lived token). For a single channel, `LINE_CHANNEL_ID` with
-//! `LINE_CHANNEL_SECRET` or `LINE_CHANNEL_TOKEN` also work. Secrets are held as [`Secret`] and never logged.
+//! Credentials come from the settings ([`crate::config::ChannelCredential`]: the environment, which is how Cloud
+//! Run exposes Secret Manager secrets) or from the console's secret store. A channel secret issues a stateless
+//! token with client_credentials; a long-lived token is used as it is. Secrets are held as [`Secret`] and never
+//! logged.
 
 use crate::domain::ChannelId;
 use crate::telemetry::Secret;
@@ -41,40 +41,38 @@ pub struct TokenProvider {
 }
 
 impl TokenProvider {
-    pub fn from_env(http: reqwest::Client, base_url: &str) -> Self {
-        Self::from_vars(http, base_url, std::env::vars())
+    /// The credentials of `settings` (parsed from the environment by [`crate::config`]).
+    pub fn from_settings(http: reqwest::Client, settings: &crate::config::LineSettings) -> Self {
+        Self::from_credentials(http, &settings.base_url, &settings.credentials)
     }
 
+    /// The credentials set in `vars` (tests and checks build them by hand).
     pub fn from_vars(
         http: reqwest::Client,
         base_url: &str,
         vars: impl IntoIterator<Item = (String, String)>,
     ) -> Self {
-        let vars: HashMap<String, String> = vars.into_iter().collect();
-        let mut credentials = HashMap::new();
-        for (k, v) in &vars {
-            let Some(rest) = k.strip_prefix("LINE_CHANNEL_") else {
-                continue;
-            };
-            if let Some(id) = rest
-                .strip_suffix("_SECRET")
-                .filter(|id| ChannelId::parse(id).is_ok())
-            {
-                credentials.insert(id.to_owned(), Credential::Secret(Secret::new(v.clone())));
-            } else if let Some(id) = rest
-                .strip_suffix("_TOKEN")
-                .filter(|id| ChannelId::parse(id).is_ok())
-            {
-                credentials.insert(id.to_owned(), Credential::LongLived(Secret::new(v.clone())));
-            }
-        }
-        if let Some(id) = vars.get("LINE_CHANNEL_ID") {
-            if let Some(t) = vars.get("LINE_CHANNEL_TOKEN") {
-                credentials.insert(id.clone(), Credential::LongLived(Secret::new(t.clone())));
-            } else if let Some(s) = vars.get("LINE_CHANNEL_SECRET") {
-                credentials.insert(id.clone(), Credential::Secret(Secret::new(s.clone())));
-            }
-        }
+        let vars = crate::config::Vars::from_pairs(vars);
+        Self::from_credentials(http, base_url, &crate::config::channel_credentials(&vars))
+    }
+
+    fn from_credentials(
+        http: reqwest::Client,
+        base_url: &str,
+        given: &[crate::config::ChannelCredential],
+    ) -> Self {
+        let credentials: HashMap<String, Credential> = given
+            .iter()
+            .map(|c| {
+                let value = c.value.clone();
+                let credential = if c.is_secret {
+                    Credential::Secret(value)
+                } else {
+                    Credential::LongLived(value)
+                };
+                (c.channel.clone(), credential)
+            })
+            .collect();
         Self {
             http,
             base_url: base_url.trim_end_matches('/').to_owned(),

@@ -6,13 +6,13 @@
 use super::auth::{Identity, Role};
 use super::error::{ApiError, ApiResult};
 use super::{Body, ConsoleApp, audit};
-use crate::catalog::Segment;
-use crate::domain::SegmentId;
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Json;
 use axum::routing::{get, post};
+use segcast::catalog::Segment;
+use segcast::domain::SegmentId;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -280,7 +280,7 @@ pub async fn preview(
     who.require(Role::Editor, "preview segments")?;
     let (sql, fields, bytes) = check_sql(&app, &input.sql).await?;
     let count = count(&app, &sql).await?;
-    let q = crate::sql::SEGMENT_SAMPLE.render(&[("segment_sql", &sql)]);
+    let q = segcast::sql::SEGMENT_SAMPLE.render(&[("segment_sql", &sql)]);
     let sample = match app.ctx.gcp.bigquery.sample(&q, 10).await? {
         Ok((_, rows)) => rows,
         Err(reason) => return Err(ApiError::field("sql", format!("BigQuery says: {reason}"))),
@@ -303,7 +303,7 @@ pub(crate) async fn count(app: &ConsoleApp, sql: &str) -> ApiResult<i64> {
         .gcp
         .bigquery
         .query_i64(
-            &crate::sql::SEGMENT_COUNT.render(&[("segment_sql", sql)]),
+            &segcast::sql::SEGMENT_COUNT.render(&[("segment_sql", sql)]),
             &[],
             "n",
         )
@@ -390,11 +390,11 @@ pub async fn update(
     let before = get_segment(&app, &id).await?;
     let name = check_name(&input.name)?;
     let (sql, fields, _) = check_sql(&app, &input.sql).await?;
-    let campaigns: Vec<crate::domain::Campaign> = app.ds().list().await?;
+    let campaigns: Vec<segcast::domain::Campaign> = app.ds().list().await?;
     if let Some(c) = campaigns.iter().find(|c| {
         c.segment_id == before.id
             && !c.status.is_final()
-            && c.status != crate::domain::CampaignStatus::Draft
+            && c.status != segcast::domain::CampaignStatus::Draft
     }) {
         return Err(ApiError::conflict(format!(
             "campaign {:?} ({}) uses this segment and is {}: cancel it or create a new segment",

@@ -1,9 +1,9 @@
 //! The console API's error answer: a status, a stable machine-readable `code` (the UI's translations key on it;
 //! scripts may branch on it), a message in English a marketer can act on, and the field(s) at fault.
 
-use crate::domain::ParseError;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use segcast::domain::ParseError;
 use serde::Serialize;
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -99,7 +99,7 @@ impl ApiError {
     }
 
     /// 409: a rule of the entity's state refused the command (its code is the rule's).
-    pub fn from_rule(n: crate::domain::NotAllowed) -> Self {
+    pub fn from_rule(n: segcast::domain::NotAllowed) -> Self {
         Self::conflict(n.message).with_code(n.code)
     }
 
@@ -129,9 +129,9 @@ impl From<ParseError> for ApiError {
 
 /// A command on a stored entity: not found 404, not allowed 409 (with the rule's code), a store failure 500
 /// (logged with its cause, answered without it).
-impl From<crate::catalog::CommandError> for ApiError {
-    fn from(e: crate::catalog::CommandError) -> Self {
-        use crate::catalog::CommandError;
+impl From<segcast::catalog::CommandError> for ApiError {
+    fn from(e: segcast::catalog::CommandError) -> Self {
+        use segcast::catalog::CommandError;
         match e {
             CommandError::NotFound { kind, id } => Self::not_found(kind, &id),
             CommandError::NotAllowed(n) => Self::from_rule(n),
@@ -140,8 +140,8 @@ impl From<crate::catalog::CommandError> for ApiError {
     }
 }
 
-impl From<crate::domain::NotAllowed> for ApiError {
-    fn from(n: crate::domain::NotAllowed) -> Self {
+impl From<segcast::domain::NotAllowed> for ApiError {
+    fn from(n: segcast::domain::NotAllowed) -> Self {
         Self::from_rule(n)
     }
 }
@@ -184,8 +184,8 @@ pub fn code_for(status: StatusCode) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::CommandError;
-    use crate::domain::NotAllowed;
+    use segcast::catalog::CommandError;
+    use segcast::domain::NotAllowed;
 
     fn body(e: ApiError) -> (StatusCode, serde_json::Value) {
         let r = e.into_response();

@@ -2,9 +2,9 @@
 //! Secrets never reach it: channels are recorded without their secret (only whether one is stored).
 
 use super::auth::Identity;
-use crate::catalog::CommandError;
-use crate::domain::{Campaign, NotAllowed};
-use crate::gcp::datastore::{Datastore, Doc, Indexed, Inserted};
+use segcast::catalog::CommandError;
+use segcast::domain::{Campaign, NotAllowed};
+use segcast::gcp::datastore::{Datastore, Doc, Indexed, Inserted};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -59,7 +59,7 @@ pub async fn change_campaign(
     id: &str,
     f: impl FnMut(&mut Campaign) -> Result<(), NotAllowed>,
 ) -> Result<Campaign, CommandError> {
-    let (_, after) = crate::catalog::change_campaign_and_record(ds, id, f, |before, after| {
+    let (_, after) = segcast::catalog::change_campaign_and_record(ds, id, f, |before, after| {
         // A campaign always serialises; an entry that could not be built would fail the change below.
         entry(who, action, id, Some(before), Some(after)).ok()
     })
