@@ -174,7 +174,7 @@ pub fn check(model: &Model, code: &Code) -> Vec<Problem> {
     out.0
 }
 
-/// Every image a service runs is one cloudbuild.yaml builds (from docker/Dockerfile, for the binary of the
+/// Every image a service runs is one cloudbuild.yaml builds (from docker/Dockerfile, its runtime target of the
 /// same name) and pushes, to the repository terraform creates.
 fn images(model: &Model, code: &Code, out: &mut Out) {
     let cb = &code.cloudbuild;
@@ -222,13 +222,13 @@ fn images(model: &Model, code: &Code, out: &mut Out) {
                 .map(|a| a.iter().filter_map(Json::as_str).collect())
                 .unwrap_or_default();
             args.contains(&format!("--tag={tag}").as_str())
-                && args.contains(&format!("--build-arg=BIN={name}").as_str())
+                && args.contains(&format!("--target={name}").as_str())
                 && args.contains(&"--file=docker/Dockerfile")
         });
         if !built {
             out.add(
                 who(svc),
-                format!("runs image {name}, which no cloudbuild.yaml step builds (docker/Dockerfile, BIN={name}, tag {tag})"),
+                format!("runs image {name}, which no cloudbuild.yaml step builds (docker/Dockerfile --target {name}, tag {tag})"),
             );
         }
         if !pushed.contains(&tag.as_str()) {

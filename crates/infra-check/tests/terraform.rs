@@ -358,7 +358,7 @@ fn an_image_cloud_build_does_not_build_is_caught() {
     let mut code = Code::from_crate(&repo_root()).unwrap();
     let yaml = std::fs::read_to_string(repo_root().join("cloudbuild.yaml"))
         .unwrap()
-        .replace("BIN=segcast-delivery", "BIN=segcast-deliver");
+        .replace("--target=segcast-delivery", "--target=segcast-deliver");
     code.cloudbuild = serde_yaml::from_str(&yaml).unwrap();
     let p = check(&model, &code);
     assert!(

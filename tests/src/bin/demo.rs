@@ -1,7 +1,14 @@
 //! `make demo`: a whole campaign on one machine. Starts the local stack (or uses the one in the environment),
 //! creates a BigQuery table of synthetic users, registers content, a segment over it and a campaign due now,
 //! runs scheduler + delivery handler + log sink until the campaign completes, prints progress to stderr, and
-//! ends with one JSON line on stdout. `delivered` and `duplicates` come from the fake LINE server's records.
+//! ends with one JSON line on stdout. Each figure is named for what it counts:
+//!
+//! - from the fake LINE server's records of the accepted requests, counted as `make chaos` counts them
+//!   (`tests/src/bin/chaos/judge.rs`): `delivered` (distinct recipients LINE accepted for the campaign),
+//!   `duplicates` (recipients it accepted more than once), `line_requests` (requests it accepted for
+//!   the campaign). Pointed at another LINE API, segcast cannot know these: they are `null`;
+//! - from segcast's own counts: `segcast_delivered`, `failed`, `failed_by_reason`, `targeted`, `rounds`,
+//!   `last_round_batches` (batches published in the last round).
 //!
 //! The console runs alongside: its URL and sign-in are printed, and it stays usable while the campaign runs
 //! (`DEMO_HOLD_SECONDS=N` keeps it up N seconds after the campaign ends).
@@ -12,6 +19,7 @@
 use segcast::domain::CampaignStatus;
 use segcast::pipeline::scheduler::{TickOptions, tick};
 use segcast_e2e::{CONSOLE_ADMIN, CONSOLE_PASSWORD, EnvOptions, TestEnv, text};
+use std::collections::HashMap;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
@@ -96,38 +104,47 @@ async fn main() -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
     let elapsed = t0.elapsed().as_secs_f64();
-    let (delivered, duplicates, requests) = match &env.line {
-        Some(fake) => {
-            let stats = fake.stats();
-            let unit = stats
-                .units
-                .get(campaign.as_str())
-                .cloned()
-                .unwrap_or_default();
-            let requests: u64 = ["push", "multicast"]
-                .iter()
-                .filter_map(|e| stats.requests.get(*e))
-                .flat_map(|by_status| by_status.values())
-                .sum();
-            (unit.unique, unit.duplicates + unit.other_messages, requests)
+    // LINE's figures, from the fake's records (None: an external LINE, whose records segcast cannot see).
+    let line = env.line.as_ref().and_then(|fake| {
+        let mut per_recipient: HashMap<String, u32> = HashMap::new();
+        let (mut requests, mut acceptances) = (0u64, 0u64);
+        for r in fake.deliveries() {
+            if r.unit.as_deref() != Some(campaign.as_str()) {
+                continue;
+            }
+            requests += 1;
+            for to in r.recipients {
+                acceptances += 1;
+                *per_recipient.entry(to).or_default() += 1;
+            }
         }
-        None => (
-            final_campaign.counts.delivered,
-            0,
-            final_campaign.counts.round_batches,
-        ),
-    };
+        // The records are complete only if they hold every acceptance the fake counted for the campaign.
+        let counted = fake
+            .stats()
+            .units
+            .get(campaign.as_str())
+            .map_or(0, |u| u.accepted);
+        if acceptances != counted {
+            eprintln!(
+                "the fake LINE server kept {acceptances} of the {counted} acceptances it counted: LINE's figures are unknown"
+            );
+            return None;
+        }
+        let duplicates = per_recipient.values().filter(|n| **n > 1).count() as u64;
+        Some((per_recipient.len() as u64, duplicates, requests))
+    });
     let summary = serde_json::json!({
         "campaign": campaign.as_str(),
         "status": final_campaign.status.as_str(),
         "targeted": final_campaign.counts.targeted,
-        "delivered": delivered,
+        "delivered": line.map(|(delivered, _, _)| delivered),
         "failed": final_campaign.counts.failed,
         "failed_by_reason": final_campaign.counts.failed_by_reason,
-        "duplicates": duplicates,
+        "duplicates": line.map(|(_, duplicates, _)| duplicates),
         "rounds": final_campaign.round,
         "elapsed_s": (elapsed * 10.0).round() / 10.0,
-        "line_requests": requests,
+        "line_requests": line.map(|(_, _, requests)| requests),
+        "last_round_batches": final_campaign.counts.round_batches,
         "segcast_delivered": final_campaign.counts.delivered,
     });
     let hold: u64 = std::env::var("DEMO_HOLD_SECONDS")
