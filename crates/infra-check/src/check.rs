@@ -171,7 +171,69 @@ pub fn check(model: &Model, code: &Code) -> Vec<Problem> {
     iam(model, code, &mut out);
     custom_roles(model, &mut out);
     images(model, code, &mut out);
+    log_metrics(model, &mut out);
     out.0
+}
+
+/// Every log-based metric that matches a message (`jsonPayload.message="..."`) matches one the code writes
+/// (`segcast::telemetry::events`), and extracts only fields that event carries; no metric is labelled by
+/// campaign, batch or user (unbounded label values: they are on the log lines, for reading).
+fn log_metrics(model: &Model, out: &mut Out) {
+    use segcast::telemetry::events::ALL;
+    for r in model.all("google_logging_metric") {
+        let filter = r.str("filter").unwrap_or_default();
+        let event = filter
+            .split("jsonPayload.message=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .map(|message| (message, ALL.iter().find(|(m, _)| *m == message)));
+        let fields: Option<&[&str]> = match event {
+            None => None,
+            Some((message, None)) => {
+                out.add(
+                    who(r),
+                    format!("matches the log message {message:?}, which the code never writes (segcast::telemetry::events)"),
+                );
+                continue;
+            }
+            Some((_, Some((_, fields)))) => Some(fields),
+        };
+        let mut extracted: Vec<(String, String)> = r
+            .at("/label_extractors")
+            .and_then(Json::as_object)
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if let Some(v) = r.str("value_extractor") {
+            extracted.push(("(value)".into(), v.to_owned()));
+        }
+        for (label, expr) in extracted {
+            let field = expr
+                .split("jsonPayload.")
+                .nth(1)
+                .map(|f| f.trim_end_matches(')').to_owned())
+                .unwrap_or_default();
+            if ["campaign", "batch", "user_id", "recipient", "message_id"].contains(&field.as_str())
+                && label != "(value)"
+            {
+                out.add(
+                    who(r),
+                    format!("labels a metric by {field}: unbounded values (keep them in the log lines, label by channel and outcome)"),
+                );
+            }
+            if let Some(fields) = fields
+                && !fields.contains(&field.as_str())
+            {
+                out.add(
+                    who(r),
+                    format!("extracts jsonPayload.{field}, which the code's log line does not carry (segcast::telemetry::events)"),
+                );
+            }
+        }
+    }
 }
 
 /// Every image a service runs is one cloudbuild.yaml builds (from docker/Dockerfile, its runtime target of the

@@ -845,3 +845,37 @@ fn only_the_configuration_module_reads_the_environment() {
     std::fs::remove_dir_all(&copy).unwrap();
     assert_eq!(found, vec!["crates/segcast/src/stray.rs".to_owned()]);
 }
+
+#[test]
+fn log_metrics_match_what_the_code_logs() {
+    // A renamed log message silently breaks the metric and the "campaign stuck" alert built on it.
+    let mut src = sources();
+    src.replace(
+        "modules/monitoring/main.tf",
+        "jsonPayload.message=\\\"fan-out yields at its time budget\\\"",
+        "jsonPayload.message=\\\"fan-out yielded at its time budget\\\"",
+    );
+    caught(
+        &src,
+        "matches the log message \"fan-out yielded at its time budget\", which the code never writes",
+    );
+    // A field the log line does not carry.
+    let mut src = sources();
+    src.replace(
+        "modules/monitoring/main.tf",
+        "value_extractor = \"EXTRACT(jsonPayload.rate_limited)\"",
+        "value_extractor = \"EXTRACT(jsonPayload.rate_limits)\"",
+    );
+    caught(
+        &src,
+        "extracts jsonPayload.rate_limits, which the code's log line does not carry",
+    );
+    // A label with unbounded values.
+    let mut src = sources();
+    src.replace(
+        "modules/monitoring/main.tf",
+        "    channel = \"EXTRACT(jsonPayload.channel)\"\n  }\n\n  bucket_options {\n    exponential_buckets {\n      num_finite_buckets = 16\n      growth_factor      = 2\n      scale              = 10",
+        "    channel = \"EXTRACT(jsonPayload.campaign)\"\n  }\n\n  bucket_options {\n    exponential_buckets {\n      num_finite_buckets = 16\n      growth_factor      = 2\n      scale              = 10",
+    );
+    caught(&src, "labels a metric by campaign");
+}

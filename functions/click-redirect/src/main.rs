@@ -10,8 +10,13 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() {
     segcast::telemetry::init("click-redirect");
+    // A start-up failure is logged as JSON, like everything else.
+    segcast::telemetry::run_service(run()).await
+}
+
+async fn run() -> anyhow::Result<()> {
     let settings = Settings::from_env(Service::ClickRedirect)?;
     let opts = BufferOptions {
         capacity: settings.click.buffer,

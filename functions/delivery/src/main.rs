@@ -6,8 +6,13 @@ use segcast::http::{self, delivery_push::DeliveryApp, push_auth::PushAuth};
 use segcast::line::LineClient;
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() {
     segcast::telemetry::init("delivery");
+    // A start-up failure is logged as JSON, like everything else.
+    segcast::telemetry::run_service(run()).await
+}
+
+async fn run() -> anyhow::Result<()> {
     let settings = Settings::from_env(Service::Delivery)?;
     let port = settings.port;
     let auth = PushAuth::from_settings(&settings.delivery)?;

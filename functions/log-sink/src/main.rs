@@ -10,8 +10,13 @@ use tokio_util::sync::CancellationToken;
 const WORKERS: usize = 2;
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() {
     segcast::telemetry::init("log-sink");
+    // A start-up failure is logged as JSON, like everything else.
+    segcast::telemetry::run_service(run()).await
+}
+
+async fn run() -> anyhow::Result<()> {
     let settings = Settings::from_env(Service::LogSink)?;
     let port = settings.port;
     let ctx = Ctx::connect(settings).await?;

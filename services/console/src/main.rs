@@ -7,8 +7,13 @@ use segcast::line::LineClient;
 use segcast_console::{ConsoleApp, router};
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() {
     segcast::telemetry::init("console");
+    // A start-up failure is logged as JSON, like everything else.
+    segcast::telemetry::run_service(run()).await
+}
+
+async fn run() -> anyhow::Result<()> {
     let settings = Settings::from_env(Service::Console)?;
     let port = settings.port;
     let line = LineClient::new(&settings.line)?;

@@ -8,8 +8,13 @@ use segcast::pipeline::scheduler::TickOptions;
 use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() {
     segcast::telemetry::init("scheduler");
+    // A start-up failure is logged as JSON, like everything else.
+    segcast::telemetry::run_service(run()).await
+}
+
+async fn run() -> anyhow::Result<()> {
     let settings = Settings::from_env(Service::Scheduler)?;
     let auth = PushAuth::from_settings(&settings.delivery)?;
     let (port, own) = (settings.port, settings.scheduler.clone());

@@ -15,6 +15,7 @@ use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::routing::{get, post};
+use tracing::Instrument;
 
 #[derive(Clone)]
 pub struct DeliveryApp {
@@ -57,6 +58,19 @@ async fn handle(
     body: Bytes,
     dead_lettered: bool,
 ) -> StatusCode {
+    let span = crate::telemetry::request_span("push", &headers, &app.ctx.settings.project_id);
+    handle_in_span(app, headers, uri, body, dead_lettered)
+        .instrument(span)
+        .await
+}
+
+async fn handle_in_span(
+    app: DeliveryApp,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+    dead_lettered: bool,
+) -> StatusCode {
     if let Err(why) = app.auth.check(&headers, &uri).await {
         tracing::warn!(reason = %why, path = %uri.path(), "push refused: unauthenticated");
         return StatusCode::UNAUTHORIZED;
@@ -75,13 +89,16 @@ async fn handle(
     };
     // The body (the batch again, base64) is not needed past here: a handler holds many batches at once.
     drop(body);
-    let batch_id = batch.id.clone();
+    let (batch_id, channel) = (batch.id.clone(), batch.channel_id.clone());
     let started = std::time::Instant::now();
     let result = deliver::handle(&app.ctx, &app.line, batch, dead_lettered).await;
     let elapsed_ms = started.elapsed().as_millis() as u64;
     match result {
         Ok(Disposition::Ack(what)) => {
-            tracing::info!(batch = %batch_id, message_id, dead_lettered, result = what, elapsed_ms, "batch handled");
+            tracing::info!(
+                batch = %batch_id, channel = %channel, message_id, dead_lettered, result = what, elapsed_ms,
+                "{}", crate::telemetry::events::BATCH_HANDLED
+            );
             StatusCode::NO_CONTENT
         }
         Ok(Disposition::Refuse(why)) if dead_lettered => {

@@ -31,6 +31,15 @@ async fn tick_endpoint(
     headers: HeaderMap,
     uri: Uri,
 ) -> impl IntoResponse {
+    let span = crate::telemetry::request_span("tick", &headers, &app.ctx.settings.project_id);
+    tracing::Instrument::instrument(tick_in_span(app, headers, uri), span).await
+}
+
+async fn tick_in_span(
+    app: SchedulerApp,
+    headers: HeaderMap,
+    uri: Uri,
+) -> (StatusCode, Json<serde_json::Value>) {
     if let Err(why) = app.auth.check(&headers, &uri).await {
         tracing::warn!(reason = %why, "tick refused: unauthenticated");
         return (

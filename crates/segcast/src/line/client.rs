@@ -112,6 +112,33 @@ impl LineClient {
         body: &(impl serde::Serialize + ?Sized),
         retry_key: uuid::Uuid,
     ) -> SendOutcome {
+        self.send_timed(channel, endpoint, body, retry_key).await.0
+    }
+
+    /// [`LineClient::send`], and how long LINE took to answer (the HTTP exchanges, without the wait for a
+    /// permit or a token).
+    pub async fn send_timed(
+        &self,
+        channel: &ChannelId,
+        endpoint: Endpoint,
+        body: &(impl serde::Serialize + ?Sized),
+        retry_key: uuid::Uuid,
+    ) -> (SendOutcome, std::time::Duration) {
+        let mut waited_for_line = std::time::Duration::ZERO;
+        let outcome = self
+            .send_counting(channel, endpoint, body, retry_key, &mut waited_for_line)
+            .await;
+        (outcome, waited_for_line)
+    }
+
+    async fn send_counting(
+        &self,
+        channel: &ChannelId,
+        endpoint: Endpoint,
+        body: &(impl serde::Serialize + ?Sized),
+        retry_key: uuid::Uuid,
+        waited_for_line: &mut std::time::Duration,
+    ) -> SendOutcome {
         let mut refreshed = false;
         loop {
             let token = match self.tokens.token(channel).await {
@@ -127,6 +154,7 @@ impl LineClient {
                 .limiter
                 .acquire(channel.as_str(), endpoint.as_str(), self.rate(endpoint))
                 .await;
+            let asked = std::time::Instant::now();
             let resp = self
                 .http
                 .post(format!(
@@ -139,6 +167,7 @@ impl LineClient {
                 .json(body)
                 .send()
                 .await;
+            *waited_for_line += asked.elapsed();
             drop(permit);
             let resp = match resp {
                 Ok(r) => r,

@@ -453,7 +453,7 @@ pub async fn run(
                     .await?;
                 if Instant::now() >= deadline {
                     pending.wait().await?;
-                    tracing::info!(campaign = %campaign.id, batches = ckpt.batches, "fan-out yields at its time budget");
+                    tracing::info!(campaign = %campaign.id, batches = ckpt.batches, "{}", crate::telemetry::events::FANOUT_YIELDS);
                     return Ok(FanoutResult::Yielded);
                 }
             }

@@ -79,6 +79,7 @@ pub async fn tick(ctx: &Ctx, opts: &TickOptions) -> anyhow::Result<TickReport> {
 }
 
 /// Drives one claimed campaign until it waits, ends, or the deadline passes.
+#[tracing::instrument(name = "campaign", skip_all, fields(campaign = %c.id))]
 async fn drive(
     ctx: &Ctx,
     mut c: Campaign,
@@ -121,7 +122,7 @@ async fn drive(
                             let (published, batches) = fanout::redrive(ctx, &c).await?;
                             tracing::warn!(
                                 campaign = %c.id, round = c.round, settled, expected, published, batches,
-                                "round stalled: re-published its batches that are not done"
+                                "{}", crate::telemetry::events::ROUND_STALLED
                             );
                         }
                         // Renew the lease (and notice a pause or cancel) while waiting; note progress.
@@ -153,7 +154,10 @@ async fn drive(
         match step {
             Ok(next) => {
                 if next.status != c.status {
-                    tracing::info!(campaign = %c.id, from = %c.status, to = %next.status, round = next.round, "campaign advanced");
+                    tracing::info!(
+                        campaign = %c.id, from = %c.status, to = %next.status, round = next.round,
+                        "{}", crate::telemetry::events::CAMPAIGN_ADVANCED
+                    );
                 }
                 c = next;
             }

@@ -157,6 +157,66 @@ pub fn after_attempt(answer: SendOutcome, out_of_time: bool, maybe_accepted: boo
 pub struct Settled {
     pub request: LoggedRequest,
     pub answer: Answer,
+    /// What sending it took (for the logs and metrics, not for any decision).
+    pub stats: RequestStats,
+}
+
+/// What sending one request took.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct RequestStats {
+    pub attempts: u32,
+    /// Attempts LINE answered 429 (rate limit; not the monthly quota).
+    pub rate_limited: u32,
+    /// Time spent waiting for LINE's answers (all attempts).
+    pub line_time: std::time::Duration,
+}
+
+/// A batch's requests summed by how they ended, for the `batch outcomes` log lines (the per-channel metrics).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct OutcomeSummary {
+    /// `delivered`, `failed`, `retryable` or `unknown` (still open: the batch comes back).
+    pub outcome: &'static str,
+    /// The failure reason (`line_rejected`, `rate_limited`, `quota_exhausted`), empty otherwise.
+    pub reason: &'static str,
+    pub recipients: u64,
+    pub requests: u64,
+    pub rate_limited: u64,
+    pub line_time: std::time::Duration,
+}
+
+/// Sums `settled` by outcome and reason, in a stable order.
+pub fn summarize(settled: &[Settled]) -> Vec<OutcomeSummary> {
+    let mut out: Vec<OutcomeSummary> = Vec::new();
+    for s in settled {
+        let (outcome, reason) = match &s.answer {
+            Answer::Delivered { .. } => ("delivered", ""),
+            Answer::Rejected { .. } => ("failed", "line_rejected"),
+            Answer::RateLimited => ("retryable", "rate_limited"),
+            Answer::Quota => ("unknown", "quota_exhausted"),
+            Answer::Unknown(_) => ("unknown", ""),
+        };
+        let i = match out
+            .iter()
+            .position(|o| (o.outcome, o.reason) == (outcome, reason))
+        {
+            Some(i) => i,
+            None => {
+                out.push(OutcomeSummary {
+                    outcome,
+                    reason,
+                    ..Default::default()
+                });
+                out.len() - 1
+            }
+        };
+        let o = &mut out[i];
+        o.recipients += s.request.recipients.len() as u64;
+        o.requests += 1;
+        o.rate_limited += u64::from(s.stats.rate_limited);
+        o.line_time += s.stats.line_time;
+    }
+    out.sort_by_key(|o| (o.outcome, o.reason));
+    out
 }
 
 /// What to do once every request of a handling has ended.
@@ -189,7 +249,10 @@ pub fn conclude(
     // `truths`: delivered or failed for good, whatever happens to the batch next. `retryable`: final only once
     // the batch is sealed.
     let (mut truths, mut retryable, mut unknown, mut quota) = (vec![], vec![], vec![], false);
-    for Settled { request, answer } in settled {
+    for Settled {
+        request, answer, ..
+    } in settled
+    {
         match answer {
             Answer::Delivered {
                 status,

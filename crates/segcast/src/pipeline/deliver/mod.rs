@@ -26,6 +26,7 @@ use crate::ctx::Ctx;
 use crate::domain::{Batch, Campaign, CampaignStatus, DeliveryLogRow, DeliveryMode};
 use crate::gcp::datastore::Datastore;
 use crate::line::{Endpoint, LineClient};
+use crate::telemetry::events;
 use decision::{Arrival, Conclusion};
 use futures::StreamExt;
 use tokio::time::Instant;
@@ -44,8 +45,11 @@ pub enum Disposition {
     Refuse(String),
 }
 
-/// Handles one batch. `last_attempt` is set for batches arriving from the dead-letter topic: what is still
+/// Handles one batch (every line logged meanwhile carries its campaign, batch and channel). `last_attempt` is set for batches arriving from the dead-letter topic: what is still
 /// unknown then is settled as `failed/outcome_unknown` (reported, never re-sent with a new key).
+#[tracing::instrument(name = "batch", skip_all, fields(
+    campaign = %batch.campaign_id, batch = %batch.id, channel = %batch.channel_id, round = batch.round
+))]
 pub async fn handle(
     ctx: &Ctx,
     line: &LineClient,
@@ -128,10 +132,11 @@ async fn send(
     let sends = requests::requests(&batch, links.as_ref(), sent_at.unix_timestamp() as u64)
         .into_iter()
         .map(|req| requests::send_until_definite(line, &batch, req, deadline, !first));
-    let settled = futures::stream::iter(sends)
+    let settled: Vec<decision::Settled> = futures::stream::iter(sends)
         .buffer_unordered(ctx.settings.delivery.batch_concurrency)
         .collect()
         .await;
+    log_outcomes(&batch, &settled);
     let mut conclusion = decision::conclude(&batch, settled, last_attempt, ctx.clock.now());
     if let Conclusion::Settle { rows, seal: true } = conclusion {
         conclusion = if records::seal(ds, &batch, &rows).await? {
@@ -156,6 +161,20 @@ async fn send(
     }
 }
 
+/// One `batch outcomes` line per outcome and reason of the batch's requests: the per-channel metrics (requests,
+/// recipients, 429s, LINE's latency by channel and outcome) are log-based metrics on these fields. Campaign and
+/// batch are on the line (from the handling's span) for reading, never metric labels.
+fn log_outcomes(batch: &Batch, settled: &[decision::Settled]) {
+    for o in decision::summarize(settled) {
+        let line_latency_ms = o.line_time.as_millis() as u64 / o.requests.max(1);
+        tracing::info!(
+            channel = %batch.channel_id, outcome = o.outcome, reason = o.reason, recipients = o.recipients,
+            requests = o.requests, rate_limited = o.rate_limited, line_latency_ms,
+            "{}", events::BATCH_OUTCOMES
+        );
+    }
+}
+
 /// LINE's monthly quota ran out for a request sent at `sent_at`: the campaign pauses (a campaign rule:
 /// [`Campaign::pause_for_quota`]) and the batch is parked for when it resumes.
 async fn pause_for_quota(
@@ -176,7 +195,10 @@ async fn pause_for_quota(
             "quota exhausted before the campaign was resumed".into(),
         ));
     }
-    tracing::warn!(batch = %batch.id, campaign = %batch.campaign_id, "LINE monthly quota exhausted: campaign paused");
+    tracing::warn!(
+        batch = %batch.id, campaign = %batch.campaign_id, channel = %batch.channel_id,
+        "{}", events::QUOTA_EXHAUSTED
+    );
     park(ds, batch, "quota exhausted; parked").await
 }
 

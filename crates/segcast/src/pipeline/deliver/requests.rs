@@ -4,10 +4,10 @@
 //! sends one request until its answer is definite or the push's time budget runs out
 //! ([`decision::after_attempt`] says which).
 
-use super::decision::{self, Answer, Next, Settled};
+use super::decision::{self, Answer, Next, RequestStats, Settled};
 use crate::click::links::Rewriter;
 use crate::domain::{Batch, DeliveryMode, LoggedRequest, Recipient, UserId};
-use crate::line::{Endpoint, LineClient};
+use crate::line::{Endpoint, LineClient, SendOutcome};
 use serde_json::Value;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -132,11 +132,17 @@ pub async fn send_until_definite(
 ) -> Settled {
     let key = batch.retry_key(&req.part);
     let mut attempt: u32 = 0;
+    let mut stats = RequestStats::default();
     let answer: Answer = loop {
         attempt += 1;
-        let outcome = line
-            .send(&batch.channel_id, req.endpoint, &req.body(batch), key)
+        let (outcome, line_time) = line
+            .send_timed(&batch.channel_id, req.endpoint, &req.body(batch), key)
             .await;
+        stats.attempts += 1;
+        stats.line_time += line_time;
+        if outcome == SendOutcome::RateLimited {
+            stats.rate_limited += 1;
+        }
         let wait = Duration::from_millis(
             (100 * 2u64.pow(attempt.min(6))).min(3_000) + rand::random::<u64>() % 100,
         );
@@ -152,5 +158,6 @@ pub async fn send_until_definite(
     Settled {
         request: req.logged(batch),
         answer,
+        stats,
     }
 }

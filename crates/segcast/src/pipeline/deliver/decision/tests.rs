@@ -51,6 +51,11 @@ fn settled(b: &Batch, answers: Vec<Answer>) -> Vec<Settled> {
         .map(|(i, answer)| Settled {
             request: request(b, i),
             answer,
+            stats: RequestStats {
+                attempts: 2,
+                rate_limited: 1,
+                line_time: std::time::Duration::from_millis(10),
+            },
         })
         .collect()
 }
@@ -471,4 +476,33 @@ fn log_ids_are_stable_across_handlings() {
     };
     assert_eq!(a[0].log_id, later[0].log_id);
     assert_eq!(a[0].log_id, format!("{}:delivered", b.retry_key("p0")));
+}
+
+#[test]
+fn outcomes_are_summed_by_outcome_and_reason_for_the_metrics() {
+    let b = batch(4);
+    let s = settled(
+        &b,
+        vec![
+            delivered(),
+            Answer::RateLimited,
+            delivered(),
+            Answer::Unknown("x".into()),
+        ],
+    );
+    let sums = summarize(&s);
+    let keys: Vec<_> = sums
+        .iter()
+        .map(|o| (o.outcome, o.reason, o.requests, o.recipients))
+        .collect();
+    assert_eq!(
+        keys,
+        vec![
+            ("delivered", "", 2, 2),
+            ("retryable", "rate_limited", 1, 1),
+            ("unknown", "", 1, 1)
+        ]
+    );
+    assert_eq!(sums[0].rate_limited, 2);
+    assert_eq!(sums[0].line_time, std::time::Duration::from_millis(20));
 }
