@@ -676,7 +676,10 @@ async fn a_batch_redelivered_after_a_crash_into_429s_past_its_budget_never_resen
         handler_port: Some(port),
         ..Default::default()
     }
-    .set("SEGCAST_PUSH_BUDGET_SECONDS", 3);
+    .set("SEGCAST_PUSH_BUDGET_SECONDS", 3)
+    // 16 requests at a time of 400 ms: the 400 recipients take ~10 s, so the kill below lands mid-batch even on a
+    // loaded machine (with 64 at a time they could all be accepted before the test saw the first 50).
+    .set("SEGCAST_BATCH_CONCURRENCY", 16);
     let env = TestEnv::start_with(opts).await.unwrap();
     let id = env
         .campaign_for_users(400, personalised(), false)

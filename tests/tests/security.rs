@@ -240,6 +240,43 @@ async fn push_and_tick_endpoints_refuse_missing_and_wrong_shared_tokens() {
         200
     );
     drop(scheduler);
+    // A handler and a scheduler told to stop (SIGTERM) take no new work, even rightly authenticated: 503, so
+    // Pub/Sub redelivers the push and Cloud Scheduler's next tick goes elsewhere. Their health check still answers.
+    let mut stopping = env.ctx.clone();
+    stopping.stopping = tokio_util::sync::CancellationToken::new();
+    stopping.stopping.cancel();
+    let handler = serve(segcast::http::delivery_push::router(DeliveryApp {
+        ctx: stopping.clone(),
+        line: env.line_client.clone(),
+        auth: PushAuth::from_settings(&env.ctx.settings.delivery).unwrap(),
+    }))
+    .await;
+    let mut tick_opts = TickOptions::new("security-tick-stopping");
+    tick_opts.budget = Duration::from_secs(1);
+    let scheduler = serve(segcast::http::scheduler_tick::router(SchedulerApp {
+        ctx: stopping,
+        opts: tick_opts,
+        auth: PushAuth::from_settings(&env.ctx.settings.delivery).unwrap(),
+    }))
+    .await;
+    let other = push_body(&batch(&env, &id, 3, 3));
+    let push = format!("{}/push/delivery?token={token}", handler.url);
+    assert_eq!(post(&push, None, other).await, 503);
+    let tick = format!("{}/tick", scheduler.url);
+    assert_eq!(
+        post(&tick, Some(&format!("Bearer {token}")), Vec::new()).await,
+        503
+    );
+    assert_eq!(
+        env.fake().stats().recipients_accepted,
+        3,
+        "a stopping handler sent nothing"
+    );
+    let health = reqwest::get(format!("{}/healthz", handler.url))
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    drop((handler, scheduler));
     env.stop().await;
 }
 

@@ -6,6 +6,10 @@
 //! with [`Stack::from_env`] or [`Stack::attach_env_file`]. Everything a stack starts is stopped by PID when
 //! it is stopped or dropped, and dies with the process that owns it.
 
+// Process groups, signals and pids of the emulators it runs (libc): the one place in the workspace that needs
+// unsafe code.
+#![allow(unsafe_code)]
+
 pub mod bridge;
 pub mod emulators;
 pub mod env_file;

@@ -1,5 +1,9 @@
 //! `segcast-stack`: install, run (`up`), wait for, inspect and stop (`down`) local segcast stacks.
 
+// Process groups, signals and pids of the emulators it runs (libc): the one place in the workspace that needs
+// unsafe code.
+#![allow(unsafe_code)]
+
 use std::io::Write as _;
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};

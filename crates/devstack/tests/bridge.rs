@@ -1,5 +1,6 @@
 //! The export bridge against the real emulators: what bqemulator's EXPORT DATA writes is listed and served
 //! through the GCS endpoint clients get (STORAGE_EMULATOR_HOST), and plain JSON-API use still works.
+#![allow(unsafe_code)] // child processes and signals of the stack under test (libc)
 
 mod common;
 

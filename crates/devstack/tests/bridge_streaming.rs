@@ -1,6 +1,7 @@
 //! The bridge streams bodies both ways: a download's first bytes reach the client before the backend has
 //! sent the rest, and an upload's first bytes reach the backend before the client has sent the rest.
 //! (Against a scripted backend; no emulators needed.)
+#![allow(unsafe_code)] // child processes and signals of the stack under test (libc)
 
 use std::time::Duration;
 

@@ -1,5 +1,6 @@
 //! Process hygiene: a stack leaves no process behind, whether its owner is SIGKILLed or it is stopped
 //! with `segcast-stack down` (foreground and detached `up`).
+#![allow(unsafe_code)] // child processes and signals of the stack under test (libc)
 
 mod common;
 

@@ -1,4 +1,5 @@
 //! The library API: start, endpoints, env vars and env file, attach, stop and drop-on-panic.
+#![allow(unsafe_code)] // child processes and signals of the stack under test (libc)
 
 mod common;
 

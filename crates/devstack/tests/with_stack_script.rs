@@ -1,5 +1,6 @@
 //! `scripts/with-stack.sh`: runs a command with the stack's env, propagates its exit code, and stops the
 //! stack on exit and on SIGTERM.
+#![allow(unsafe_code)] // child processes and signals of the stack under test (libc)
 
 mod common;
 

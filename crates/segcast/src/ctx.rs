@@ -11,6 +11,9 @@ pub struct Ctx {
     pub gcp: Gcp,
     /// Wall-clock time for every rule that compares times (leases, send times, pauses, LINE's 24 hours).
     pub clock: Clock,
+    /// Cancelled when the process is told to stop (SIGTERM: Cloud Run gives 10 s): the faces refuse new work
+    /// with 503, handlings in progress stop starting LINE requests and hand their batch back, ticks yield.
+    pub stopping: tokio_util::sync::CancellationToken,
 }
 
 impl Ctx {
@@ -26,6 +29,7 @@ impl Ctx {
             settings: Arc::new(settings),
             gcp,
             clock,
+            stopping: Default::default(),
         })
     }
 

@@ -20,9 +20,12 @@ async fn run() -> anyhow::Result<()> {
     let ctx = Ctx::connect(settings).await?;
     let listener = tokio::net::TcpListener::bind(("0.0.0.0", port)).await?;
     tracing::info!(addr = %listener.local_addr()?, "delivery handler listening");
-    http::serve(
+    // SIGTERM: new pushes get 503 and handlings in progress hand their batches back (Cloud Run's 10 s).
+    let stopping = ctx.stopping.clone();
+    http::serve_until_stopping(
         listener,
         http::delivery_push::router(DeliveryApp { ctx, line, auth }),
+        stopping,
     )
     .await?;
     Ok(())

@@ -5,7 +5,6 @@ use segcast::config::{Service, Settings};
 use segcast::ctx::Ctx;
 use segcast::http::{self, push_auth::PushAuth, scheduler_tick::SchedulerApp};
 use segcast::pipeline::scheduler::TickOptions;
-use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
 async fn main() {
@@ -26,22 +25,23 @@ async fn run() -> anyhow::Result<()> {
     let mut opts = TickOptions::new(owner);
     opts.budget = own.tick_budget;
     opts.lease = own.lease;
-    let stop = CancellationToken::new();
+    // SIGTERM: new ticks get 503, campaigns being driven yield (their state is durable), the local loop ends.
+    let stopping = ctx.stopping.clone();
     if let Some(every) = own.loop_every {
         tokio::spawn(http::scheduler_tick::run_loop(
             ctx.clone(),
             opts.clone(),
             every,
-            stop.clone(),
+            stopping.clone(),
         ));
     }
     let listener = tokio::net::TcpListener::bind(("0.0.0.0", port)).await?;
     tracing::info!(addr = %listener.local_addr()?, owner = %opts.owner, "scheduler listening");
-    http::serve(
+    http::serve_until_stopping(
         listener,
         http::scheduler_tick::router(SchedulerApp { ctx, opts, auth }),
+        stopping,
     )
     .await?;
-    stop.cancel();
     Ok(())
 }

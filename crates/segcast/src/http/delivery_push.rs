@@ -25,11 +25,16 @@ pub struct DeliveryApp {
 }
 
 pub fn router(app: DeliveryApp) -> Router {
+    let stopping = app.ctx.stopping.clone();
     Router::new()
         .route("/push/delivery", post(delivery))
         .route("/push/dead-letter", post(dead_letter))
         .route("/healthz", get(|| async { "ok" }))
         .layer(DefaultBodyLimit::max(MAX_PUSH_BODY))
+        .layer(axum::middleware::from_fn_with_state(
+            stopping,
+            super::refuse_when_stopping,
+        ))
         .with_state(app)
 }
 

@@ -20,9 +20,14 @@ pub struct SchedulerApp {
 }
 
 pub fn router(app: SchedulerApp) -> Router {
+    let stopping = app.ctx.stopping.clone();
     Router::new()
         .route("/tick", post(tick_endpoint))
         .route("/healthz", get(|| async { "ok" }))
+        .layer(axum::middleware::from_fn_with_state(
+            stopping,
+            super::refuse_when_stopping,
+        ))
         .with_state(app)
 }
 

@@ -451,7 +451,7 @@ pub async fn run(
                 lease_renewal
                     .renew_if_due(ctx, campaign, owner, lease)
                     .await?;
-                if Instant::now() >= deadline {
+                if Instant::now() >= deadline || ctx.stopping.is_cancelled() {
                     pending.wait().await?;
                     tracing::info!(campaign = %campaign.id, batches = ckpt.batches, "{}", crate::telemetry::events::FANOUT_YIELDS);
                     return Ok(FanoutResult::Yielded);

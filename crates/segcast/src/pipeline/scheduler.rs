@@ -93,7 +93,8 @@ async fn drive(
         republish_parked(ctx, &c).await?;
     }
     loop {
-        if Instant::now() >= deadline {
+        // Stopping (SIGTERM): everything is durable; the next tick, on another instance, goes on from here.
+        if Instant::now() >= deadline || ctx.stopping.is_cancelled() {
             return Ok(());
         }
         if c.next_check_at.is_some_and(|t| t > ctx.clock.now()) {

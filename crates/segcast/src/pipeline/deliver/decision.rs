@@ -240,10 +240,14 @@ pub enum Conclusion {
 
 /// Concludes a handling from its requests' answers. `last_attempt`: the batch came from the dead-letter topic,
 /// so what is still unknown is settled `failed/outcome_unknown` (reported, never re-sent with a new key).
+/// `cut_short`: the handler is stopping (SIGTERM); the batch goes back to Pub/Sub whatever happened, logging only
+/// what is true for good: its 429s are not retryable (the redelivery may find them accepted by this handling's
+/// attempts in flight), and a last attempt is not the last (it was not given its time).
 pub fn conclude(
     batch: &Batch,
     settled: Vec<Settled>,
     last_attempt: bool,
+    cut_short: bool,
     at: OffsetDateTime,
 ) -> Conclusion {
     // `truths`: delivered or failed for good, whatever happens to the batch next. `retryable`: final only once
@@ -279,6 +283,12 @@ pub fn conclude(
             Answer::Quota => quota = true,
             Answer::Unknown(detail) => unknown.push(detail),
         }
+    }
+    if cut_short {
+        return Conclusion::Retry {
+            log: truths,
+            why: "the handler is shutting down: the batch is handed back".into(),
+        };
     }
     if quota {
         return Conclusion::Quota { log: truths };

@@ -131,13 +131,17 @@ async fn send(
     let sent_at = ctx.clock.now();
     let sends = requests::requests(&batch, links.as_ref(), sent_at.unix_timestamp() as u64)
         .into_iter()
-        .map(|req| requests::send_until_definite(line, &batch, req, deadline, !first));
+        .map(|req| {
+            requests::send_until_definite(line, &batch, req, deadline, !first, &ctx.stopping)
+        });
     let settled: Vec<decision::Settled> = futures::stream::iter(sends)
         .buffer_unordered(ctx.settings.delivery.batch_concurrency)
         .collect()
         .await;
     log_outcomes(&batch, &settled);
-    let mut conclusion = decision::conclude(&batch, settled, last_attempt, ctx.clock.now());
+    let cut_short = ctx.stopping.is_cancelled();
+    let mut conclusion =
+        decision::conclude(&batch, settled, last_attempt, cut_short, ctx.clock.now());
     if let Conclusion::Settle { rows, seal: true } = conclusion {
         conclusion = if records::seal(ds, &batch, &rows).await? {
             Conclusion::Settle { rows, seal: true }

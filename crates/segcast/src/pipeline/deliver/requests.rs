@@ -121,7 +121,11 @@ pub fn requests(batch: &Batch, links: Option<&Rewriter>, now: u64) -> Vec<Reques
     }
 }
 
-/// Sends one request until LINE's answer is definite or `deadline` passes, with backoff between attempts.
+/// Why a request's outcome is unknown when the handler stops in the middle of it.
+pub const CUT_SHORT: &str = "the handler is shutting down";
+
+/// Sends one request until LINE's answer is definite or `deadline` passes (or the handler is `stopping`), with
+/// backoff between attempts.
 /// `maybe_accepted`: an earlier handling of the batch may have sent this request (and LINE accepted it).
 pub async fn send_until_definite(
     line: &LineClient,
@@ -129,15 +133,24 @@ pub async fn send_until_definite(
     req: Request,
     deadline: Instant,
     mut maybe_accepted: bool,
+    stopping: &tokio_util::sync::CancellationToken,
 ) -> Settled {
     let key = batch.retry_key(&req.part);
     let mut attempt: u32 = 0;
     let mut stats = RequestStats::default();
     let answer: Answer = loop {
         attempt += 1;
-        let (outcome, line_time) = line
-            .send_timed(&batch.channel_id, req.endpoint, &req.body(batch), key)
-            .await;
+        // Stopping: no new attempt, and one in flight is given up (its outcome is unknown: the batch comes
+        // back with the same keys).
+        let body = req.body(batch);
+        let sent = tokio::select! {
+            biased;
+            () = stopping.cancelled() => None,
+            sent = line.send_timed(&batch.channel_id, req.endpoint, &body, key) => Some(sent),
+        };
+        let Some((outcome, line_time)) = sent else {
+            break Answer::Unknown(CUT_SHORT.into());
+        };
         stats.attempts += 1;
         stats.line_time += line_time;
         if outcome == SendOutcome::RateLimited {
@@ -151,7 +164,10 @@ pub async fn send_until_definite(
             Next::Settled(answer) => break answer,
             Next::Again { maybe_accepted: m } => {
                 maybe_accepted = m;
-                tokio::time::sleep(wait).await;
+                tokio::select! {
+                    () = stopping.cancelled() => break Answer::Unknown(CUT_SHORT.into()),
+                    () = tokio::time::sleep(wait) => {}
+                }
             }
         }
     };

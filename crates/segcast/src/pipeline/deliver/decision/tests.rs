@@ -5,6 +5,16 @@ use crate::domain::{BatchId, CampaignId, ChannelId, DeliveryMode, Messages, Reci
 use serde_json::json;
 use time::macros::datetime;
 
+/// A handling that is not cut short (most tests); [`super::conclude`] is called directly for the rest.
+fn conclude(
+    batch: &Batch,
+    settled: Vec<Settled>,
+    last_attempt: bool,
+    at: OffsetDateTime,
+) -> Conclusion {
+    super::conclude(batch, settled, last_attempt, false, at)
+}
+
 const AT: OffsetDateTime = datetime!(2026-12-01 09:00 UTC);
 
 fn batch(n: usize) -> Batch {
@@ -505,4 +515,35 @@ fn outcomes_are_summed_by_outcome_and_reason_for_the_metrics() {
     );
     assert_eq!(sums[0].rate_limited, 2);
     assert_eq!(sums[0].line_time, std::time::Duration::from_millis(20));
+}
+
+#[test]
+fn a_handling_cut_short_hands_the_batch_back_and_never_logs_retryable_even_on_its_last_attempt() {
+    let b = batch(4);
+    for last_attempt in [false, true] {
+        let c = super::conclude(
+            &b,
+            settled(
+                &b,
+                vec![
+                    delivered(),
+                    Answer::RateLimited,
+                    Answer::Unknown(super::super::requests::CUT_SHORT.into()),
+                    Answer::Quota,
+                ],
+            ),
+            last_attempt,
+            true,
+            AT,
+        );
+        let Conclusion::Retry { log, why } = c else {
+            panic!("{c:?}")
+        };
+        assert_eq!(
+            outcomes(&log),
+            vec![(Outcome::Delivered, None, 1)],
+            "only what is true for good"
+        );
+        assert!(why.contains("shutting down"), "{why}");
+    }
 }
