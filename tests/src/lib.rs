@@ -8,9 +8,7 @@ use fake_line::FakeLine;
 use segcast::catalog::{Channel, Content, Segment};
 use segcast::config::Settings;
 use segcast::ctx::Ctx;
-use segcast::domain::{
-    Campaign, CampaignCounts, CampaignId, CampaignStatus, ChannelId, ContentId, Messages, SegmentId,
-};
+use segcast::domain::{Campaign, CampaignId, ChannelId, ContentId, Messages, SegmentId};
 use segcast::http::delivery_push::{DeliveryApp, router};
 use segcast::http::push_auth::PushAuth;
 use segcast::line::LineClient;
@@ -307,34 +305,15 @@ impl TestEnv {
             updated_by: None,
         })
         .await?;
-        let campaign = Campaign {
-            id: CampaignId::generate(),
-            name: "test campaign".into(),
-            content_id: content.id,
-            segment_id: segment.id,
-            channel_id: channel.clone(),
-            send_at: now,
-            status: CampaignStatus::Draft,
-            status_reason: None,
-            paused_from: None,
-            resumed_at: None,
-            dry_run,
-            round: 1,
-            max_rounds: 4,
-            lease: None,
-            counts: CampaignCounts::default(),
-            round_files: Vec::new(),
-            round_logged: 0,
-            round_progress_at: None,
-            next_check_at: None,
-            started_at: None,
-            completed_at: None,
-            updated_at: now,
-            time_zone: None,
-            quiet_hours: None,
-            created_by: None,
-            approval: None,
-        };
+        let mut campaign = Campaign::draft(
+            "test campaign".into(),
+            content.id,
+            segment.id,
+            channel.clone(),
+            now,
+            now,
+        );
+        campaign.dry_run = dry_run;
         control::create(&self.ctx, &campaign).await?;
         control::schedule(&self.ctx, &campaign.id).await?;
         Ok(campaign.id)

@@ -569,7 +569,10 @@ async fn a_handler_killed_between_line_accepting_and_acking_never_causes_a_secon
         run_services: false,
         handler_port: Some(port),
         ..Default::default()
-    };
+    }
+    // 16 requests at a time of 400 ms: the 400 recipients take ~10 s, so the kill below lands mid-batch even on a
+    // loaded machine (with 64 at a time they could all be accepted before the test saw the first 50).
+    .set("SEGCAST_BATCH_CONCURRENCY", 16);
     let env = TestEnv::start_with(opts).await.unwrap();
     let id = env
         .campaign_for_users(400, personalised(), false)

@@ -14,6 +14,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Json;
 use axum::routing::{get, post};
+use segcast::catalog::{Content, Segment};
 use segcast::domain::{
     Approval, Campaign, CampaignCounts, CampaignId, CampaignStatus, NotAllowed, QuietHours, UserId,
 };
@@ -107,7 +108,53 @@ fn parse_send_at(v: &str, tz: &str) -> Result<OffsetDateTime, String> {
 /// The campaign fields from `input`, every check done (references exist, channel has credentials, the
 /// content's placeholders are segment columns, time in the future).
 async fn from_input(app: &ConsoleApp, input: &CampaignInput) -> ApiResult<Campaign> {
-    let now = OffsetDateTime::now_utc();
+    let now = app.ctx.clock.now();
+    let when = check_when(input, now)?;
+    let content = super::contents::get_content(app, &input.content_id)
+        .await
+        .map_err(|e| refer("content_id", e))?;
+    let segment = super::segments::get_segment(app, &input.segment_id)
+        .await
+        .map_err(|e| refer("segment_id", e))?;
+    let channel = super::channels::get_channel(app, &input.channel_id)
+        .await
+        .map_err(|e| refer("channel_id", e))?;
+    // The channel must have working credentials (from the console's secret store or the environment): a
+    // token is issued (and cached for the handlers' use of the same provider) or the reason is shown.
+    if let Err(e) = app.line.tokens.token(&channel.id).await {
+        return Err(ApiError::field(
+            "channel_id",
+            format!("channel {} has no working credentials: {e:#}", channel.id),
+        ));
+    }
+    if let Err(errs) = content.check_links(&app.ctx.settings.click) {
+        return Err(ApiError::fields(errs));
+    }
+    check_columns(&content, &segment)?;
+    let mut c = Campaign::draft(
+        when.name,
+        content.id,
+        segment.id,
+        channel.id,
+        when.send_at,
+        now,
+    );
+    c.dry_run = input.dry_run;
+    c.max_rounds = when.max_rounds;
+    c.time_zone = Some(when.time_zone);
+    c.quiet_hours = input.quiet_hours.clone();
+    Ok(c)
+}
+
+/// The checked name, time zone, send time and rounds of a campaign's input.
+struct When {
+    name: String,
+    time_zone: String,
+    send_at: OffsetDateTime,
+    max_rounds: u32,
+}
+
+fn check_when(input: &CampaignInput, now: OffsetDateTime) -> ApiResult<When> {
     let name = input.name.trim();
     if name.is_empty() || name.chars().count() > 100 {
         return Err(ApiError::field(
@@ -155,79 +202,40 @@ async fn from_input(app: &ConsoleApp, input: &CampaignInput) -> ApiResult<Campai
     if !(1..=10).contains(&max_rounds) {
         return Err(ApiError::field("max_rounds", "between 1 and 10 rounds"));
     }
-    let content = super::contents::get_content(app, &input.content_id)
-        .await
-        .map_err(|e| refer("content_id", e))?;
-    let segment = super::segments::get_segment(app, &input.segment_id)
-        .await
-        .map_err(|e| refer("segment_id", e))?;
-    let channel = super::channels::get_channel(app, &input.channel_id)
-        .await
-        .map_err(|e| refer("channel_id", e))?;
-    // The channel must have working credentials (from the console's secret store or the environment): a
-    // token is issued (and cached for the handlers' use of the same provider) or the reason is shown.
-    if let Err(e) = app.line.tokens.token(&channel.id).await {
-        return Err(ApiError::field(
-            "channel_id",
-            format!("channel {} has no working credentials: {e:#}", channel.id),
-        ));
-    }
-    if let Err(errs) = content.check_links(&app.ctx.settings.click) {
-        return Err(ApiError::fields(errs));
-    }
+    Ok(When {
+        name: name.to_owned(),
+        time_zone: tz,
+        send_at,
+        max_rounds,
+    })
+}
+
+/// The content's placeholders are columns the segment returns (when its columns are known).
+fn check_columns(content: &Content, segment: &Segment) -> ApiResult<()> {
     let fields = content
         .messages
         .placeholders()
         .map_err(ApiError::from)?
         .fields;
-    if !segment.columns.is_empty() {
-        let missing: Vec<&String> = fields
-            .iter()
-            .filter(|f| !segment.columns.contains(f))
-            .collect();
-        if !missing.is_empty() {
-            return Err(ApiError::field(
-                "segment_id",
-                format!(
-                    "the content uses {} but the segment returns no such column (it returns {})",
-                    missing
-                        .iter()
-                        .map(|f| format!("{{{{{f}}}}}"))
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                    segment.columns.join(", ")
-                ),
-            ));
-        }
+    let missing: Vec<&String> = fields
+        .iter()
+        .filter(|f| !segment.columns.is_empty() && !segment.columns.contains(f))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
     }
-    Ok(Campaign {
-        id: CampaignId::generate(),
-        name: name.to_owned(),
-        content_id: content.id,
-        segment_id: segment.id,
-        channel_id: channel.id,
-        send_at,
-        status: CampaignStatus::Draft,
-        status_reason: None,
-        paused_from: None,
-        resumed_at: None,
-        dry_run: input.dry_run,
-        round: 1,
-        max_rounds,
-        lease: None,
-        counts: CampaignCounts::default(),
-        round_files: Vec::new(),
-        round_logged: 0,
-        round_progress_at: None,
-        next_check_at: None,
-        started_at: None,
-        completed_at: None,
-        updated_at: now,
-        time_zone: Some(tz),
-        quiet_hours: input.quiet_hours.clone(),
-        created_by: None,
-        approval: None,
-    })
+    Err(ApiError::field(
+        "segment_id",
+        format!(
+            "the content uses {} but the segment returns no such column (it returns {})",
+            missing
+                .iter()
+                .map(|f| format!("{{{{{f}}}}}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            segment.columns.join(", ")
+        ),
+    ))
 }
 
 /// A 404 for a referenced id becomes a 422 naming the field.

@@ -131,6 +131,20 @@ async fn check(app: &ConsoleApp, input: &ContentInput) -> ApiResult<(String, Mes
     }
     let messages = messages.expect("no errors means parsed");
     if let Some(ch) = input.channel_id.as_deref().filter(|c| !c.is_empty()) {
+        validate_with_line(app, ch, &messages, &input.links).await?;
+    }
+    Ok((name, messages))
+}
+
+/// Asks LINE's validate endpoint about the messages as they go out on `channel` (sample values for
+/// placeholders, targets for tracked links).
+async fn validate_with_line(
+    app: &ConsoleApp,
+    ch: &str,
+    messages: &Messages,
+    links: &std::collections::BTreeMap<String, String>,
+) -> ApiResult<()> {
+    {
         let channel = ChannelId::parse(ch).map_err(|e| ApiError::field("channel_id", e.message))?;
         super::channels::get_channel(app, ch).await?;
         let endpoint = if messages.is_personalized() {
@@ -148,7 +162,7 @@ async fn check(app: &ConsoleApp, input: &ContentInput) -> ApiResult<(String, Mes
                     .collect()
             })
             .unwrap_or_default();
-        let rendered = segcast::click::links::with_targets(&messages.render(&sample), &input.links);
+        let rendered = segcast::click::links::with_targets(&messages.render(&sample), links);
         match app.line.validate(&channel, endpoint, &rendered).await {
             SendOutcome::Accepted { .. } => {}
             SendOutcome::Rejected { status, message } => {
@@ -165,7 +179,7 @@ async fn check(app: &ConsoleApp, input: &ContentInput) -> ApiResult<(String, Mes
             }
         }
     }
-    Ok((name, messages))
+    Ok(())
 }
 
 #[utoipa::path(post, path = "/api/contents/validate", tag = "contents", request_body = ContentInput,

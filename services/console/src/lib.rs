@@ -62,62 +62,8 @@ impl ConsoleSettings {
 
     /// The console's settings from the environment's variables (see [`segcast::config::vars`]).
     pub fn from_config(vars: &segcast::config::Vars, dataset: &str) -> anyhow::Result<Self> {
-        let num = |k: &str, default: u64| -> anyhow::Result<u64> {
-            match vars.get(k) {
-                None => Ok(default),
-                Some(v) => v
-                    .parse()
-                    .with_context(|| format!("{k}={v:?} is not a whole number")),
-            }
-        };
-        let mode = match vars.get("SEGCAST_CONSOLE_AUTH") {
-            Some("iap") => {
-                let audience = vars
-                    .get("SEGCAST_IAP_AUDIENCE")
-                    .map(str::to_owned)
-                    .context(
-                        "SEGCAST_IAP_AUDIENCE is not set: IAP's audience for this backend \
-                     (/projects/NUMBER/global/backendServices/ID)",
-                    )?;
-                Mode::Iap(Arc::new(auth::IapVerifier::new(
-                    audience,
-                    vars.get("SEGCAST_IAP_JWKS_URL").map(str::to_owned),
-                )))
-            }
-            Some("local") => {
-                let password = vars
-                    .get("SEGCAST_CONSOLE_PASSWORD")
-                    .map(str::to_owned)
-                    .context("SEGCAST_CONSOLE_PASSWORD is not set: the local sign-in password")?;
-                if password.len() < 12 {
-                    bail!("SEGCAST_CONSOLE_PASSWORD must be at least 12 characters");
-                }
-                let key = match vars.get("SEGCAST_CONSOLE_SESSION_KEY") {
-                    Some(k) if k.len() >= 32 => k.as_bytes().to_vec(),
-                    Some(_) => bail!("SEGCAST_CONSOLE_SESSION_KEY must be at least 32 characters"),
-                    // Sessions end when the process does.
-                    None => {
-                        use rand::RngCore;
-                        let mut k = vec![0u8; 32];
-                        rand::rng().fill_bytes(&mut k);
-                        k
-                    }
-                };
-                Mode::Local {
-                    password: Secret::new(password),
-                    key: Arc::new(key),
-                    session_ttl: Duration::from_secs(
-                        num("SEGCAST_CONSOLE_SESSION_HOURS", 12)? * 3600,
-                    ),
-                }
-            }
-            Some(other) => {
-                bail!("SEGCAST_CONSOLE_AUTH={other:?}: use `iap` (production) or `local`")
-            }
-            None => bail!(
-                "SEGCAST_CONSOLE_AUTH is not set: `iap` behind Identity-Aware Proxy, or `local` for a simple sign-in"
-            ),
-        };
+        let num = |k: &str, default: u64| whole_number(vars, k, default);
+        let mode = auth_mode(vars)?;
         let admins = vars
             .get("SEGCAST_CONSOLE_ADMINS")
             .map(|v| {
@@ -147,6 +93,67 @@ impl ConsoleSettings {
             max_body: num("SEGCAST_CONSOLE_MAX_BODY", 256 * 1024)? as usize,
         })
     }
+}
+
+fn whole_number(vars: &segcast::config::Vars, k: &str, default: u64) -> anyhow::Result<u64> {
+    match vars.get(k) {
+        None => Ok(default),
+        Some(v) => v
+            .parse()
+            .with_context(|| format!("{k}={v:?} is not a whole number")),
+    }
+}
+
+/// How console users sign in (`SEGCAST_CONSOLE_AUTH`): IAP's signed header, or the local password.
+fn auth_mode(vars: &segcast::config::Vars) -> anyhow::Result<Mode> {
+    Ok(match vars.get("SEGCAST_CONSOLE_AUTH") {
+        Some("iap") => {
+            let audience = vars
+                .get("SEGCAST_IAP_AUDIENCE")
+                .map(str::to_owned)
+                .context(
+                    "SEGCAST_IAP_AUDIENCE is not set: IAP's audience for this backend \
+                 (/projects/NUMBER/global/backendServices/ID)",
+                )?;
+            Mode::Iap(Arc::new(auth::IapVerifier::new(
+                audience,
+                vars.get("SEGCAST_IAP_JWKS_URL").map(str::to_owned),
+            )))
+        }
+        Some("local") => {
+            let password = vars
+                .get("SEGCAST_CONSOLE_PASSWORD")
+                .map(str::to_owned)
+                .context("SEGCAST_CONSOLE_PASSWORD is not set: the local sign-in password")?;
+            if password.len() < 12 {
+                bail!("SEGCAST_CONSOLE_PASSWORD must be at least 12 characters");
+            }
+            let key = match vars.get("SEGCAST_CONSOLE_SESSION_KEY") {
+                Some(k) if k.len() >= 32 => k.as_bytes().to_vec(),
+                Some(_) => bail!("SEGCAST_CONSOLE_SESSION_KEY must be at least 32 characters"),
+                // Sessions end when the process does.
+                None => {
+                    use rand::RngCore;
+                    let mut k = vec![0u8; 32];
+                    rand::rng().fill_bytes(&mut k);
+                    k
+                }
+            };
+            Mode::Local {
+                password: Secret::new(password),
+                key: Arc::new(key),
+                session_ttl: Duration::from_secs(
+                    whole_number(vars, "SEGCAST_CONSOLE_SESSION_HOURS", 12)? * 3600,
+                ),
+            }
+        }
+        Some(other) => {
+            bail!("SEGCAST_CONSOLE_AUTH={other:?}: use `iap` (production) or `local`")
+        }
+        None => bail!(
+            "SEGCAST_CONSOLE_AUTH is not set: `iap` behind Identity-Aware Proxy, or `local` for a simple sign-in"
+        ),
+    })
 }
 
 /// Everything a console request needs.

@@ -150,6 +150,27 @@ impl Batch {
     }
 }
 
+/// A valid multicast batch of round 1 of `campaign` with `n` recipients (unit tests across the crate).
+#[cfg(test)]
+pub(crate) fn sample(campaign: &str, n: usize) -> Batch {
+    let c = CampaignId::parse(campaign).unwrap();
+    Batch {
+        id: BatchId::new(&c, 1, 0, 0),
+        campaign_id: c,
+        round: 1,
+        channel_id: ChannelId::parse("1656000001").unwrap(),
+        mode: DeliveryMode::Multicast,
+        dry_run: false,
+        messages: Messages::parse(&serde_json::json!([{"type": "text", "text": "hi"}])).unwrap(),
+        recipients: (0..n)
+            .map(|i| Recipient {
+                user_id: UserId::parse(&format!("U{i:032x}")).unwrap(),
+                attrs: None,
+            })
+            .collect(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -218,17 +239,7 @@ mod tests {
             user_id: UserId::parse(&format!("U{i:032x}")).unwrap(),
             attrs: None,
         };
-        let ok = Batch {
-            id: BatchId::new(&c, 1, 0, 0),
-            campaign_id: c.clone(),
-            round: 1,
-            channel_id: ChannelId::parse("1").unwrap(),
-            mode: DeliveryMode::Multicast,
-            dry_run: false,
-            messages: Messages::parse(&serde_json::json!([{"type": "text", "text": "hi"}]))
-                .unwrap(),
-            recipients: vec![user(1), user(2)],
-        };
+        let ok = sample("c_demo", 2);
         assert_eq!(ok.check(), Ok(()));
         let refused = |b: Batch, why: &str| {
             let e = b.check().unwrap_err();

@@ -298,6 +298,45 @@ fn default_max_rounds() -> u32 {
 }
 
 impl Campaign {
+    /// A new draft: nothing run, counted or approved yet.
+    pub fn draft(
+        name: String,
+        content_id: ContentId,
+        segment_id: SegmentId,
+        channel_id: ChannelId,
+        send_at: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Self {
+        Self {
+            id: CampaignId::generate(),
+            name,
+            content_id,
+            segment_id,
+            channel_id,
+            send_at,
+            status: CampaignStatus::Draft,
+            status_reason: None,
+            paused_from: None,
+            resumed_at: None,
+            dry_run: false,
+            round: 1,
+            max_rounds: default_max_rounds(),
+            lease: None,
+            counts: CampaignCounts::default(),
+            round_files: Vec::new(),
+            round_logged: 0,
+            round_progress_at: None,
+            next_check_at: None,
+            started_at: None,
+            completed_at: None,
+            updated_at: now,
+            time_zone: None,
+            quiet_hours: None,
+            created_by: None,
+            approval: None,
+        }
+    }
+
     /// Moves to `to` at `now`, refusing transitions the state machine does not allow.
     pub fn transition(
         &mut self,

@@ -25,7 +25,7 @@ macro_rules! validated_string {
     };
 }
 
-mod batch;
+pub(crate) mod batch;
 mod campaign;
 mod delivery_log;
 mod ids;

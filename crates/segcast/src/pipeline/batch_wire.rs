@@ -140,24 +140,9 @@ pub fn decode_push(body: &[u8]) -> Result<Pushed, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{CampaignId, ChannelId, UserId};
 
     fn batch() -> Batch {
-        let c = CampaignId::parse("c_wire").unwrap();
-        Batch {
-            id: BatchId::new(&c, 1, 0, 0),
-            campaign_id: c,
-            round: 1,
-            channel_id: ChannelId::parse("1").unwrap(),
-            mode: DeliveryMode::Multicast,
-            dry_run: false,
-            messages: Messages::parse(&serde_json::json!([{"type": "text", "text": "hi"}]))
-                .unwrap(),
-            recipients: vec![Recipient {
-                user_id: UserId::parse(&format!("U{:032x}", 7)).unwrap(),
-                attrs: None,
-            }],
-        }
+        crate::domain::batch::sample("c_wire", 1)
     }
 
     fn push_body(data: &[u8]) -> Vec<u8> {

@@ -78,35 +78,8 @@ pub async fn run(
             .await;
         }
     };
-    let bq = &ctx.gcp.bigquery;
     let started = std::time::Instant::now();
-    let values = [
-        ("dataset", ctx.dataset()),
-        ("campaign", campaign.id.as_str()),
-        ("segment_sql", segment_sql.as_str()),
-    ];
-    let params = [
-        Param::Str("campaign", campaign.id.to_string()),
-        Param::Str("channel", campaign.channel_id.to_string()),
-    ];
-    bq.execute(&sql::SNAPSHOT_TARGETS.render(&values), &[])
-        .await
-        .context("running the segment into the target table")?;
-    bq.execute(&sql::LOG_INVALID_TARGETS.render(&values), &params)
-        .await
-        .context("logging invalid user IDs")?;
-    let rows = bq
-        .query(&sql::COUNT_TARGETS.render(&values), &params[..1])
-        .await?;
-    let row = rows.first().ok_or_else(|| anyhow!("no counts"))?;
-    let valid: i64 = row
-        .get::<Option<i64>>("valid_targets")
-        .map_err(|e| anyhow!("{e}"))?
-        .unwrap_or(0);
-    let invalid: i64 = row
-        .get::<Option<i64>>("invalid_targets")
-        .map_err(|e| anyhow!("{e}"))?
-        .unwrap_or(0);
+    let (valid, invalid) = snapshot(ctx, campaign, &segment_sql).await?;
     let snapshot_ms = started.elapsed().as_millis() as u64;
     let files = export_round(ctx, campaign, 1, &format!("targets_{}", campaign.id)).await?;
     let export_ms = started.elapsed().as_millis() as u64 - snapshot_ms;
@@ -130,4 +103,36 @@ pub async fn run(
         },
     )
     .await
+}
+
+/// Runs the segment into the campaign's target table, logs its invalid user IDs as failed, and counts
+/// (valid, invalid) targets.
+async fn snapshot(ctx: &Ctx, campaign: &Campaign, segment_sql: &str) -> anyhow::Result<(i64, i64)> {
+    let bq = &ctx.gcp.bigquery;
+    let values = [
+        ("dataset", ctx.dataset()),
+        ("campaign", campaign.id.as_str()),
+        ("segment_sql", segment_sql),
+    ];
+    let params = [
+        Param::Str("campaign", campaign.id.to_string()),
+        Param::Str("channel", campaign.channel_id.to_string()),
+    ];
+    bq.execute(&sql::SNAPSHOT_TARGETS.render(&values), &[])
+        .await
+        .context("running the segment into the target table")?;
+    bq.execute(&sql::LOG_INVALID_TARGETS.render(&values), &params)
+        .await
+        .context("logging invalid user IDs")?;
+    let rows = bq
+        .query(&sql::COUNT_TARGETS.render(&values), &params[..1])
+        .await?;
+    let row = rows.first().ok_or_else(|| anyhow!("no counts"))?;
+    let count = |column: &str| -> anyhow::Result<i64> {
+        Ok(row
+            .get::<Option<i64>>(column)
+            .map_err(|e| anyhow!("{e}"))?
+            .unwrap_or(0))
+    };
+    Ok((count("valid_targets")?, count("invalid_targets")?))
 }

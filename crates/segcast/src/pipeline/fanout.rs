@@ -150,17 +150,15 @@ async fn republish_undone(
 
 /// One round file cut into batches from a position (the start, or a checkpoint, which is always on a batch
 /// boundary): the same lines, blank-line rule and batch boundaries whichever it starts from, so [`run`] and
-/// [`redrive`] build identical batches. Reads the file chunk by chunk (memory bounded by a batch).
+/// [`redrive`] build identical batches. Reads the file chunk by chunk (memory bounded by a batch); the cutting
+/// itself is [`Cutter`]'s, apart from any I/O.
 struct FileBatches {
-    object: String,
     reader: crate::gcp::storage::ObjectReader,
-    lines: LineSplitter,
-    line_no: u64,
-    mode: DeliveryMode,
-    batch_size: usize,
+    cutter: Cutter,
 }
 
 /// A batch's recipients, the line it starts at, and the position after it (where a checkpoint would resume).
+#[derive(Debug, Clone, PartialEq)]
 struct Cut {
     start_line: u64,
     recipients: Vec<Recipient>,
@@ -197,48 +195,105 @@ impl FileBatches {
         batch_size: usize,
     ) -> anyhow::Result<Self> {
         Ok(Self {
-            object: object.to_owned(),
             reader: ctx.gcp.storage.read_from(object, byte_offset).await?,
-            lines: LineSplitter::new(byte_offset),
-            line_no: line,
-            mode,
-            batch_size,
+            cutter: Cutter::new(object, byte_offset, line, mode, batch_size),
         })
     }
 
     /// The next batch, or `None` at the end of the file.
     async fn next(&mut self) -> anyhow::Result<Option<Cut>> {
-        let mut recipients: Vec<Recipient> = Vec::with_capacity(self.batch_size);
-        let mut start_line = self.line_no;
-        while recipients.len() < self.batch_size {
+        loop {
+            match self.cutter.next()? {
+                Cutting::Cut(cut) => return Ok(Some(cut)),
+                Cutting::End => return Ok(None),
+                Cutting::NeedMore => match self.reader.next_chunk().await {
+                    Some(chunk) => self.cutter.push(&chunk?),
+                    None => self.cutter.finish(),
+                },
+            }
+        }
+    }
+}
+
+/// Cuts a round file's lines into batches of `batch_size` recipients, skipping blank lines; a batch starts at
+/// its first recipient's line. Fed chunks as they arrive; pure, so the batching is unit-tested.
+struct Cutter {
+    object: String,
+    lines: LineSplitter,
+    line_no: u64,
+    mode: DeliveryMode,
+    batch_size: usize,
+    /// The batch being filled, and the line it starts at.
+    pending: Vec<Recipient>,
+    start_line: u64,
+}
+
+/// What [`Cutter::next`] has.
+#[derive(Debug, PartialEq)]
+enum Cutting {
+    Cut(Cut),
+    /// Push the next chunk (or finish at the end of the file).
+    NeedMore,
+    End,
+}
+
+impl Cutter {
+    /// A cutter for `object` read from `byte_offset`, which is line `line` of the file.
+    fn new(
+        object: &str,
+        byte_offset: u64,
+        line: u64,
+        mode: DeliveryMode,
+        batch_size: usize,
+    ) -> Self {
+        Self {
+            object: object.to_owned(),
+            lines: LineSplitter::new(byte_offset),
+            line_no: line,
+            mode,
+            batch_size,
+            pending: Vec::new(),
+            start_line: line,
+        }
+    }
+
+    fn push(&mut self, chunk: &[u8]) {
+        self.lines.push(chunk);
+    }
+
+    fn finish(&mut self) {
+        self.lines.finish();
+    }
+
+    fn next(&mut self) -> anyhow::Result<Cutting> {
+        while self.pending.len() < self.batch_size {
             let next = self
                 .lines
                 .next_line()
                 .map_err(|e| anyhow!("{} line {}: {e}", self.object, self.line_no))?;
             match next {
-                Next::NeedMore => match self.reader.next_chunk().await {
-                    Some(chunk) => self.lines.push(&chunk?),
-                    None => self.lines.finish(),
-                },
+                Next::NeedMore => return Ok(Cutting::NeedMore),
                 Next::End => break,
                 Next::Line(l) => {
                     if !is_blank(l) {
-                        if recipients.is_empty() {
-                            start_line = self.line_no;
+                        if self.pending.is_empty() {
+                            self.start_line = self.line_no;
+                            self.pending.reserve_exact(self.batch_size);
                         }
-                        recipients.push(
-                            parse_recipient(l, self.mode).map_err(|e| {
-                                anyhow!("{} line {}: {e}", self.object, self.line_no)
-                            })?,
-                        );
+                        let r = parse_recipient(l, self.mode)
+                            .map_err(|e| anyhow!("{} line {}: {e}", self.object, self.line_no))?;
+                        self.pending.push(r);
                     }
                     self.line_no += 1;
                 }
             }
         }
-        Ok((!recipients.is_empty()).then(|| Cut {
-            start_line,
-            recipients,
+        if self.pending.is_empty() {
+            return Ok(Cutting::End);
+        }
+        Ok(Cutting::Cut(Cut {
+            start_line: self.start_line,
+            recipients: std::mem::take(&mut self.pending),
             next_byte: self.lines.position(),
             next_line: self.line_no,
         }))
@@ -383,6 +438,8 @@ impl LeaseRenewal {
     }
 }
 
+/// Publishes the campaign's current round from its checkpoint until every batch is out (the campaign becomes
+/// `delivering`) or `deadline` passes (the checkpoint holds the position for the next drive).
 pub async fn run(
     ctx: &Ctx,
     campaign: &Campaign,
@@ -390,111 +447,303 @@ pub async fn run(
     lease: Duration,
     deadline: Instant,
 ) -> Result<FanoutResult, AdvanceError> {
-    let ds = &ctx.gcp.datastore;
-    let key = FanoutCheckpoint::key_for(&campaign.id, campaign.round);
-    let mut ckpt: FanoutCheckpoint = ds.get(&key).await?.unwrap_or(FanoutCheckpoint {
-        key: key.clone(),
-        ..Default::default()
-    });
-    let (mode, batch_size, messages) = batching(ctx, campaign).await?;
-    // The rotation over the topics continues from the checkpoint: batch n goes to topic n mod N.
-    let mut topics = BatchTopics::open(ctx, ckpt.batches).await?;
-    if ckpt.batches > 0 && !ckpt.done {
-        tracing::info!(campaign = %campaign.id, batches = ckpt.batches, "fan-out resumes from its checkpoint");
-        ckpt.resumed_at.push(ckpt.batches);
+    let mut drive = Drive::start(ctx, campaign, owner, lease).await?;
+    if !drive.publish_files(deadline).await? {
+        tracing::info!(
+            campaign = %campaign.id, batches = drive.ckpt.batches,
+            "{}", crate::telemetry::events::FANOUT_YIELDS
+        );
+        return Ok(FanoutResult::Yielded);
     }
-    let pace = match ctx.settings.delivery.fanout_rate {
-        0 => None,
-        r => Some(Duration::from_secs_f64(1.0 / f64::from(r))),
-    };
-    let started = Instant::now();
-    let mut published_here: u32 = 0;
-    let mut pending = Pending {
-        futures: Vec::new(),
-        saving: None,
-    };
-    let mut lease_renewal = LeaseRenewal {
-        last: Instant::now(),
-    };
-    // Where the fan-out's time goes (logged at the end): reading and cutting the files, encoding batches, and
-    // waiting for Pub/Sub to confirm publishes (checkpoints wait for the publishes before them).
-    let (mut read, mut encode, mut wait) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+    drive.complete().await
+}
 
-    let mut files = ReadAhead::new(ctx, campaign, &ckpt, mode, batch_size);
-    while !ckpt.done && ckpt.file < campaign.round_files.len() {
-        let file = ckpt.file;
-        loop {
-            let t = Instant::now();
-            let next = files.next().await?;
-            read += t.elapsed();
-            let Some(cut) = next else { break };
-            let t = Instant::now();
-            let (next_byte, next_line) = (cut.next_byte, cut.next_line);
-            let batch = cut.into_batch(campaign, file, mode, &messages);
-            let n = batch.recipients.len() as u64;
-            let publish = topics.publish(&batch)?;
-            encode += t.elapsed();
-            pending.futures.push(publish);
-            ckpt.batches += 1;
-            ckpt.recipients += n;
-            published_here += 1;
-            if let Some(p) = pace {
-                tokio::time::sleep_until(started + p * published_here).await;
-            }
-            // A checkpoint sits on a batch boundary: the next batch starts at the next line.
-            if ckpt.batches.is_multiple_of(CHECKPOINT_EVERY) {
-                ckpt.byte_offset = next_byte;
-                ckpt.line = next_line;
+/// One drive of a round's fan-out: where it is (the checkpoint), what it publishes with, and where its time goes.
+struct Drive<'c> {
+    ctx: &'c Ctx,
+    campaign: &'c Campaign,
+    owner: &'c str,
+    lease: Duration,
+    ckpt: FanoutCheckpoint,
+    mode: DeliveryMode,
+    batch_size: usize,
+    messages: Messages,
+    topics: BatchTopics,
+    pending: Pending,
+    lease_renewal: LeaseRenewal,
+    /// Time between batches (`SEGCAST_FANOUT_RATE`), if paced.
+    pace: Option<Duration>,
+    started: Instant,
+    published_here: u32,
+    /// Reading and cutting the files, encoding batches, waiting for Pub/Sub to confirm publishes (checkpoints
+    /// wait for the publishes before them): logged when the fan-out completes.
+    read: Duration,
+    encode: Duration,
+    wait: Duration,
+}
+
+impl<'c> Drive<'c> {
+    async fn start(
+        ctx: &'c Ctx,
+        campaign: &'c Campaign,
+        owner: &'c str,
+        lease: Duration,
+    ) -> anyhow::Result<Self> {
+        let key = FanoutCheckpoint::key_for(&campaign.id, campaign.round);
+        let mut ckpt: FanoutCheckpoint =
+            ctx.gcp
+                .datastore
+                .get(&key)
+                .await?
+                .unwrap_or(FanoutCheckpoint {
+                    key: key.clone(),
+                    ..Default::default()
+                });
+        if ckpt.batches > 0 && !ckpt.done {
+            tracing::info!(campaign = %campaign.id, batches = ckpt.batches, "fan-out resumes from its checkpoint");
+            ckpt.resumed_at.push(ckpt.batches);
+        }
+        let (mode, batch_size, messages) = batching(ctx, campaign).await?;
+        Ok(Self {
+            // The rotation over the topics continues from the checkpoint: batch n goes to topic n mod N.
+            topics: BatchTopics::open(ctx, ckpt.batches).await?,
+            ctx,
+            campaign,
+            owner,
+            lease,
+            ckpt,
+            mode,
+            batch_size,
+            messages,
+            pending: Pending {
+                futures: Vec::new(),
+                saving: None,
+            },
+            lease_renewal: LeaseRenewal {
+                last: Instant::now(),
+            },
+            pace: match ctx.settings.delivery.fanout_rate {
+                0 => None,
+                r => Some(Duration::from_secs_f64(1.0 / f64::from(r))),
+            },
+            started: Instant::now(),
+            published_here: 0,
+            read: Duration::ZERO,
+            encode: Duration::ZERO,
+            wait: Duration::ZERO,
+        })
+    }
+
+    /// Publishes the round's files from the checkpoint on. `false`: it yielded at `deadline` (or the process is
+    /// stopping) with every publish so far confirmed and checkpointed.
+    async fn publish_files(&mut self, deadline: Instant) -> Result<bool, AdvanceError> {
+        let mut files = ReadAhead::new(
+            self.ctx,
+            self.campaign,
+            &self.ckpt,
+            self.mode,
+            self.batch_size,
+        );
+        while !self.ckpt.done && self.ckpt.file < self.campaign.round_files.len() {
+            let file = self.ckpt.file;
+            loop {
                 let t = Instant::now();
-                pending.checkpoint(ctx, &ckpt).await?;
-                wait += t.elapsed();
-                lease_renewal
-                    .renew_if_due(ctx, campaign, owner, lease)
-                    .await?;
-                if Instant::now() >= deadline || ctx.stopping.is_cancelled() {
-                    pending.wait().await?;
-                    tracing::info!(campaign = %campaign.id, batches = ckpt.batches, "{}", crate::telemetry::events::FANOUT_YIELDS);
-                    return Ok(FanoutResult::Yielded);
+                let next = files.next().await?;
+                self.read += t.elapsed();
+                let Some(cut) = next else { break };
+                let (next_byte, next_line) = (cut.next_byte, cut.next_line);
+                self.publish(cut, file).await?;
+                // A checkpoint sits on a batch boundary: the next batch starts at the next line.
+                if self.ckpt.batches.is_multiple_of(CHECKPOINT_EVERY) {
+                    (self.ckpt.byte_offset, self.ckpt.line) = (next_byte, next_line);
+                    self.checkpoint().await?;
+                    if Instant::now() >= deadline || self.ctx.stopping.is_cancelled() {
+                        self.pending.wait().await?;
+                        return Ok(false);
+                    }
                 }
             }
+            // The file is done: the next drive starts at the next one.
+            (self.ckpt.file, self.ckpt.byte_offset, self.ckpt.line) = (file + 1, 0, 0);
+            self.checkpoint().await?;
         }
-        // The file is done: the next drive starts at the next one.
-        ckpt.file = file + 1;
-        ckpt.byte_offset = 0;
-        ckpt.line = 0;
-        let t = Instant::now();
-        pending.checkpoint(ctx, &ckpt).await?;
-        wait += t.elapsed();
-        lease_renewal
-            .renew_if_due(ctx, campaign, owner, lease)
-            .await?;
+        Ok(true)
     }
-    let t = Instant::now();
-    pending.wait().await?;
-    wait += t.elapsed();
-    ckpt.done = true;
-    ds.upsert(&ckpt).await?;
-    let recipients = ckpt.recipients;
-    let batches = ckpt.batches;
-    // This drive's share of the fan-out (all of it unless it resumed from a checkpoint).
-    let elapsed_ms = started.elapsed().as_millis() as u64;
-    tracing::info!(
-        campaign = %campaign.id, round = campaign.round, batches, recipients, elapsed_ms,
-        read_ms = read.as_millis() as u64, encode_ms = encode.as_millis() as u64,
-        publish_wait_ms = wait.as_millis() as u64,
-        resumed = !ckpt.resumed_at.is_empty(), "fan-out complete"
-    );
-    let c = advance(
-        ctx,
-        &campaign.id,
-        owner,
-        CampaignStatus::FanningOut,
-        lease,
-        |c| {
-            c.counts.round_batches = batches;
-            Ok(c.transition(CampaignStatus::Delivering, None, ctx.clock.now())?)
-        },
-    )
-    .await?;
-    Ok(FanoutResult::Completed(Box::new(c)))
+
+    /// Publishes one batch (paced when `SEGCAST_FANOUT_RATE` is set).
+    async fn publish(&mut self, cut: Cut, file: usize) -> anyhow::Result<()> {
+        let t = Instant::now();
+        let batch = cut.into_batch(self.campaign, file, self.mode, &self.messages);
+        let publish = self.topics.publish(&batch)?;
+        self.encode += t.elapsed();
+        self.pending.futures.push(publish);
+        self.ckpt.batches += 1;
+        self.ckpt.recipients += batch.recipients.len() as u64;
+        self.published_here += 1;
+        if let Some(p) = self.pace {
+            tokio::time::sleep_until(self.started + p * self.published_here).await;
+        }
+        Ok(())
+    }
+
+    /// Saves the checkpoint behind the publishes so far, and renews the lease when due.
+    async fn checkpoint(&mut self) -> Result<(), AdvanceError> {
+        let t = Instant::now();
+        self.pending.checkpoint(self.ctx, &self.ckpt).await?;
+        self.wait += t.elapsed();
+        self.lease_renewal
+            .renew_if_due(self.ctx, self.campaign, self.owner, self.lease)
+            .await
+    }
+
+    /// Every batch is out: the checkpoint says so and the campaign is `delivering`.
+    async fn complete(mut self) -> Result<FanoutResult, AdvanceError> {
+        let t = Instant::now();
+        self.pending.wait().await?;
+        self.wait += t.elapsed();
+        self.ckpt.done = true;
+        self.ctx.gcp.datastore.upsert(&self.ckpt).await?;
+        let (ctx, campaign, ckpt) = (self.ctx, self.campaign, &self.ckpt);
+        let batches = ckpt.batches;
+        // This drive's share of the fan-out (all of it unless it resumed from a checkpoint).
+        tracing::info!(
+            campaign = %campaign.id, round = campaign.round, batches, recipients = ckpt.recipients,
+            elapsed_ms = self.started.elapsed().as_millis() as u64,
+            read_ms = self.read.as_millis() as u64, encode_ms = self.encode.as_millis() as u64,
+            publish_wait_ms = self.wait.as_millis() as u64,
+            resumed = !ckpt.resumed_at.is_empty(), "fan-out complete"
+        );
+        let c = advance(
+            ctx,
+            &campaign.id,
+            self.owner,
+            CampaignStatus::FanningOut,
+            self.lease,
+            |c| {
+                c.counts.round_batches = batches;
+                Ok(c.transition(CampaignStatus::Delivering, None, ctx.clock.now())?)
+            },
+        )
+        .await?;
+        Ok(FanoutResult::Completed(Box::new(c)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A round file: `n` recipients, with blank lines sprinkled in (BigQuery's export has none, but the reader
+    /// must not count them as recipients or shift batch boundaries).
+    fn file(n: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        for i in 0..n {
+            if i % 7 == 3 {
+                out.extend_from_slice(b"\n   \n");
+            }
+            out.extend_from_slice(
+                format!("{{\"user_id\":\"U{i:032x}\",\"name\":\"n{i}\"}}\n").as_bytes(),
+            );
+        }
+        out
+    }
+
+    /// Every batch of `data` cut from (`byte`, `line`), fed in chunks of `chunk` bytes.
+    fn cut_all(
+        data: &[u8],
+        byte: u64,
+        line: u64,
+        batch: usize,
+        chunk: usize,
+    ) -> anyhow::Result<Vec<Cut>> {
+        let mut cutter = Cutter::new("round/f0.json", byte, line, DeliveryMode::Push, batch);
+        let mut chunks = data[byte as usize..].chunks(chunk);
+        let mut out = Vec::new();
+        loop {
+            match cutter.next()? {
+                Cutting::Cut(c) => out.push(c),
+                Cutting::End => return Ok(out),
+                Cutting::NeedMore => match chunks.next() {
+                    Some(c) => cutter.push(c),
+                    None => cutter.finish(),
+                },
+            }
+        }
+    }
+
+    #[test]
+    fn batches_hold_batch_size_recipients_whatever_the_chunking_and_skip_blank_lines() {
+        let data = file(23);
+        let whole = cut_all(&data, 0, 0, 5, data.len()).unwrap();
+        let sizes: Vec<usize> = whole.iter().map(|c| c.recipients.len()).collect();
+        assert_eq!(sizes, vec![5, 5, 5, 5, 3]);
+        assert_eq!(whole[0].start_line, 0);
+        let ids: Vec<String> = whole
+            .iter()
+            .flat_map(|c| c.recipients.iter().map(|r| r.user_id.to_string()))
+            .collect();
+        assert_eq!(
+            ids,
+            (0..23).map(|i| format!("U{i:032x}")).collect::<Vec<_>>(),
+            "each recipient once, in order"
+        );
+        assert!(
+            whole
+                .iter()
+                .all(|c| c.recipients.iter().all(|r| r.attrs.is_some())),
+            "push keeps the columns"
+        );
+        for chunk in [1, 2, 3, 17, 64, 1000] {
+            assert_eq!(
+                cut_all(&data, 0, 0, 5, chunk).unwrap(),
+                whole,
+                "chunks of {chunk} bytes"
+            );
+        }
+        assert_eq!(whole.last().unwrap().next_byte, data.len() as u64);
+    }
+
+    #[test]
+    fn a_checkpoint_at_any_batch_boundary_resumes_with_the_same_batches() {
+        let data = file(23);
+        let whole = cut_all(&data, 0, 0, 4, 9).unwrap();
+        for (i, c) in whole.iter().enumerate() {
+            let rest = cut_all(&data, c.next_byte, c.next_line, 4, 9).unwrap();
+            assert_eq!(rest, whole[i + 1..].to_vec(), "resumed after batch {i}");
+        }
+        // A batch starts at the line of its first recipient (its id names that line), after any blank lines.
+        let starts: Vec<u64> = whole.iter().map(|c| c.start_line).collect();
+        let mut expected = Vec::new();
+        let mut recipients = 0;
+        for (line, l) in data.split(|b| *b == b'\n').enumerate() {
+            if !l.iter().all(u8::is_ascii_whitespace) {
+                if recipients % 4 == 0 {
+                    expected.push(line as u64);
+                }
+                recipients += 1;
+            }
+        }
+        assert_eq!(starts, expected);
+    }
+
+    #[test]
+    fn a_bad_line_is_an_error_naming_the_file_and_line() {
+        let mut data = file(3);
+        data.extend_from_slice(b"{\"user_id\":\"not-a-line-user\"}\n");
+        let e = cut_all(&data, 0, 0, 10, 8).unwrap_err().to_string();
+        assert!(e.starts_with("round/f0.json line 3:"), "{e}");
+        let e = cut_all(b"{\"user_id\":\n", 0, 0, 10, 8)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("line 0") && e.contains("not a JSON object"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn an_empty_file_has_no_batches() {
+        assert_eq!(cut_all(b"", 0, 0, 10, 8).unwrap(), vec![]);
+        assert_eq!(cut_all(b"\n\n  \n", 0, 0, 10, 8).unwrap(), vec![]);
+    }
 }

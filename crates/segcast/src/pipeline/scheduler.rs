@@ -113,42 +113,13 @@ async fn drive(
                 match diff_retry::check(ctx, &c, owner, lease).await {
                     Ok(RoundState::Advanced(c)) => Ok(*c),
                     Ok(RoundState::Waiting { settled, expected }) => {
-                        tracing::debug!(campaign = %c.id, settled, expected, "round in progress");
-                        tokio::time::sleep(opts.poll).await;
-                        let now = ctx.clock.now();
-                        let stalled = settled == c.round_logged
-                            && c.round_progress_at
-                                .is_some_and(|t| now - t >= ctx.settings.delivery.redrive_after);
-                        if stalled {
-                            let (published, batches) = fanout::redrive(ctx, &c).await?;
-                            tracing::warn!(
-                                campaign = %c.id, round = c.round, settled, expected, published, batches,
-                                "{}", crate::telemetry::events::ROUND_STALLED
-                            );
-                        }
-                        // Renew the lease (and notice a pause or cancel) while waiting; note progress.
-                        claim::advance(ctx, &c.id, owner, c.status, lease, |x| {
-                            if stalled || x.round_logged != settled || x.round_progress_at.is_none()
-                            {
-                                x.round_logged = settled;
-                                x.round_progress_at = Some(now);
-                            }
-                            Ok(())
-                        })
-                        .await
+                        wait_for_round(ctx, &c, opts, settled, expected).await
                     }
                     Err(e) => Err(e),
                 }
             }
             CampaignStatus::Canceled if c.completed_at.is_none() => {
-                diff_retry::settle_remaining(ctx, &c, FailureReason::Canceled).await?;
-                let counts = diff_retry::final_counts(ctx, &c).await?;
-                claim::advance(ctx, &c.id, owner, CampaignStatus::Canceled, lease, |x| {
-                    x.counts = counts.clone();
-                    x.completed_at = Some(ctx.clock.now());
-                    Ok(())
-                })
-                .await
+                settle_canceled(ctx, &c, opts).await
             }
             _ => return Ok(()),
         };
@@ -173,6 +144,62 @@ async fn drive(
             Err(AdvanceError::Other(e)) => return Err(e),
         }
     }
+}
+
+/// A round still in progress: waits a poll, re-drives the round if it has stopped growing for
+/// `SEGCAST_REDRIVE_SECONDS`, renews the lease (noticing a pause or cancel) and notes the progress.
+async fn wait_for_round(
+    ctx: &Ctx,
+    c: &Campaign,
+    opts: &TickOptions,
+    settled: u64,
+    expected: u64,
+) -> Result<Campaign, AdvanceError> {
+    tracing::debug!(campaign = %c.id, settled, expected, "round in progress");
+    tokio::time::sleep(opts.poll).await;
+    let now = ctx.clock.now();
+    let stalled = settled == c.round_logged
+        && c.round_progress_at
+            .is_some_and(|t| now - t >= ctx.settings.delivery.redrive_after);
+    if stalled {
+        let (published, batches) = fanout::redrive(ctx, c).await?;
+        tracing::warn!(
+            campaign = %c.id, round = c.round, settled, expected, published, batches,
+            "{}", crate::telemetry::events::ROUND_STALLED
+        );
+    }
+    claim::advance(ctx, &c.id, &opts.owner, c.status, opts.lease, |x| {
+        if stalled || x.round_logged != settled || x.round_progress_at.is_none() {
+            x.round_logged = settled;
+            x.round_progress_at = Some(now);
+        }
+        Ok(())
+    })
+    .await
+}
+
+/// A canceled campaign that had started: once no push can still be sending, everything not settled is logged
+/// `failed/canceled` and the final counts are taken.
+async fn settle_canceled(
+    ctx: &Ctx,
+    c: &Campaign,
+    opts: &TickOptions,
+) -> Result<Campaign, AdvanceError> {
+    diff_retry::settle_remaining(ctx, c, FailureReason::Canceled).await?;
+    let counts = diff_retry::final_counts(ctx, c).await?;
+    claim::advance(
+        ctx,
+        &c.id,
+        &opts.owner,
+        CampaignStatus::Canceled,
+        opts.lease,
+        |x| {
+            x.counts = counts.clone();
+            x.completed_at = Some(ctx.clock.now());
+            Ok(())
+        },
+    )
+    .await
 }
 
 /// A resumed campaign's parked batches go back to the delivery topics (same ids, same keys), a group at a time

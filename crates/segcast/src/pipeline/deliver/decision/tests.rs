@@ -1,7 +1,6 @@
 //! Every branch of the handler's decisions, the sealing rule first among them.
 
 use super::*;
-use crate::domain::{BatchId, CampaignId, ChannelId, DeliveryMode, Messages, Recipient, UserId};
 use serde_json::json;
 use time::macros::datetime;
 
@@ -18,22 +17,7 @@ fn conclude(
 const AT: OffsetDateTime = datetime!(2026-12-01 09:00 UTC);
 
 fn batch(n: usize) -> Batch {
-    let c = CampaignId::parse("c_decide").unwrap();
-    Batch {
-        id: BatchId::new(&c, 1, 0, 0),
-        campaign_id: c,
-        round: 1,
-        channel_id: ChannelId::parse("1656000001").unwrap(),
-        mode: DeliveryMode::Multicast,
-        dry_run: false,
-        messages: Messages::parse(&json!([{"type": "text", "text": "hi"}])).unwrap(),
-        recipients: (0..n)
-            .map(|i| Recipient {
-                user_id: UserId::parse(&format!("U{i:032x}")).unwrap(),
-                attrs: None,
-            })
-            .collect(),
-    }
+    crate::domain::batch::sample("c_decide", n)
 }
 
 fn campaign(status: &str, channel: &str) -> Campaign {
