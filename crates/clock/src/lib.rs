@@ -29,6 +29,13 @@ enum Kind {
     },
 }
 
+/// Two clocks are equal when they are the same clock (clones of one another).
+impl PartialEq for Clock {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || (self.is_system() && other.is_system())
+    }
+}
+
 impl Default for Clock {
     fn default() -> Self {
         Self::system()
@@ -89,6 +96,17 @@ impl Clock {
     /// Unix seconds now.
     pub fn unix_now(&self) -> i64 {
         self.now().unix_timestamp()
+    }
+
+    /// Unix milliseconds now.
+    pub fn unix_ms(&self) -> u64 {
+        (self.now().unix_timestamp_nanos() / 1_000_000).max(0) as u64
+    }
+
+    /// The calendar month now (UTC), e.g. `(2026, 12)`: LINE's quota and unit-name months.
+    pub fn month(&self) -> (i32, u8) {
+        let now = self.now();
+        (now.year(), u8::from(now.month()))
     }
 
     /// Whether this is the operating system's clock.

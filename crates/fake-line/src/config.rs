@@ -102,6 +102,10 @@ pub struct Config {
     pub quotas: BTreeMap<String, u64>,
     /// How long an accepted `X-Line-Retry-Key` is remembered (LINE: 24 h).
     pub retry_key_ttl_secs: u64,
+    /// The clock of LINE's calendar rules: retry-key lifetime and the quota month (rate-limit windows and
+    /// latencies stay in real time). Tests move a manual one to cross 24 hours or a month at once.
+    #[serde(skip)]
+    pub clock: segcast_clock::Clock,
     /// Message and body limits applied on top of the spec.
     pub limits: line_spec::Limits,
     /// Faults injected from the start (changeable at runtime).
@@ -131,6 +135,7 @@ impl Default for Config {
             default_quota: None,
             quotas: BTreeMap::new(),
             retry_key_ttl_secs: 24 * 3600,
+            clock: segcast_clock::Clock::system(),
             limits: line_spec::Limits::default(),
             faults: Faults::default(),
             friends_count: 1000,

@@ -83,7 +83,7 @@ impl FakeLine {
                 let mut tick = tokio::time::interval(sweep_every);
                 loop {
                     tick.tick().await;
-                    app.retry_keys.sweep(util::now_ms());
+                    app.retry_keys.sweep(app.config.clock.unix_ms());
                 }
             })
         };

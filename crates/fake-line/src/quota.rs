@@ -17,6 +17,8 @@ pub(crate) struct Quotas {
     default_limit: Option<u64>,
     configured: BTreeMap<String, u64>,
     state: Mutex<HashMap<String, QuotaStats>>,
+    /// The month the usage counts (LINE's quota is monthly: a new month starts from zero).
+    month: Mutex<Option<(i32, u8)>>,
 }
 
 impl Quotas {
@@ -25,6 +27,7 @@ impl Quotas {
             default_limit,
             configured,
             state: Mutex::new(HashMap::new()),
+            month: Mutex::new(None),
         }
     }
 
@@ -35,9 +38,18 @@ impl Quotas {
         }
     }
 
-    /// Consumes `n` messages if the quota allows all of them; otherwise consumes nothing.
-    pub(crate) fn try_consume(&self, channel: &str, n: u64) -> bool {
+    /// Consumes `n` messages of `month`'s quota if it allows all of them; otherwise consumes nothing.
+    pub(crate) fn try_consume(&self, channel: &str, n: u64, month: (i32, u8)) -> bool {
         let mut state = self.state.lock();
+        let mut current = self.month.lock();
+        if current.is_some_and(|m| m != month) {
+            // A new month: every channel's usage starts again (limits stay).
+            for q in state.values_mut() {
+                q.used = 0;
+            }
+        }
+        *current = Some(month);
+        drop(current);
         let q = match state.get_mut(channel) {
             Some(q) => q,
             None => state

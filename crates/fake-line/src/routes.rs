@@ -229,8 +229,9 @@ async fn send(
     }
     let kill = pre_accept_fault(&adm, kill).await?;
 
-    // Accept atomically with respect to the retry key: check, charge the quota, record the key.
-    let now = now_ms();
+    // Accept atomically with respect to the retry key: check, charge the quota, record the key (LINE's calendar:
+    // the configured clock).
+    let now = app.config.clock.unix_ms();
     {
         let slot = adm.retry_key.map(|k| app.retry_keys.slot(&adm.channel, k));
         if let Some(first) = slot.as_ref().and_then(|s| s.accepted(now)) {
@@ -241,7 +242,10 @@ async fn send(
             }
             return Err(resp);
         }
-        if !app.quotas.try_consume(&adm.channel, count) {
+        if !app
+            .quotas
+            .try_consume(&adm.channel, count, app.config.clock.month())
+        {
             Counters::inc(&app.counters.quota_exceeded);
             return Err(line_error(StatusCode::TOO_MANY_REQUESTS, MONTHLY_LIMIT));
         }

@@ -224,3 +224,59 @@ async fn reply_has_no_valid_tokens_and_unknown_paths_are_404() {
     assert!(resp.headers().contains_key("x-line-request-id"));
     env.fake.shutdown().await;
 }
+
+#[tokio::test]
+async fn retry_keys_are_forgotten_after_24_hours_and_the_quota_starts_again_each_month() {
+    let clock = segcast_clock::Clock::manual(time::macros::datetime!(2026-01-31 12:00 UTC));
+    let env = start(Config {
+        default_quota: Some(2),
+        clock: clock.clone(),
+        ..Config::default()
+    })
+    .await;
+    let key = retry_key();
+    let push = |to: u64| json!({"to": user(to), "messages": [{"type": "text", "text": "Hi"}]});
+    assert_eq!(
+        env.post("/v2/bot/message/push", &push(1), Some(&key))
+            .await
+            .status(),
+        200
+    );
+    // LINE remembers the key for 24 hours: within them the repeat is 409, after them it is a new request.
+    clock.advance(std::time::Duration::from_secs(23 * 3600));
+    assert_eq!(
+        env.post("/v2/bot/message/push", &push(1), Some(&key))
+            .await
+            .status(),
+        409
+    );
+    clock.advance(std::time::Duration::from_secs(2 * 3600));
+    assert_eq!(
+        env.post("/v2/bot/message/push", &push(1), Some(&key))
+            .await
+            .status(),
+        200,
+        "a key older than 24 hours is forgotten: the same request is accepted again"
+    );
+    // That was February's first message: one left of February's 2, then the quota is spent until March.
+    assert_eq!(
+        env.post("/v2/bot/message/push", &push(2), Some(&retry_key()))
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        env.post("/v2/bot/message/push", &push(3), Some(&retry_key()))
+            .await
+            .status(),
+        429
+    );
+    clock.advance(std::time::Duration::from_secs(30 * 86_400));
+    assert_eq!(
+        env.post("/v2/bot/message/push", &push(3), Some(&retry_key()))
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(env.fake.stats().quota[CHANNEL].used, 1, "March's usage");
+}
