@@ -38,7 +38,7 @@ impl Doc for AuditEntry {
 }
 
 /// Records one change. `before`/`after` are the stored documents (any `Serialize`). Where the change itself is
-/// a Datastore write, prefer [`change_campaign`] / [`create_campaign`], which save both in one commit.
+/// a Datastore write, use [`save`], [`change_campaign`] or [`create_campaign`], which save both in one commit.
 pub async fn record<B: Serialize, A: Serialize>(
     ds: &Datastore,
     who: &Identity,
@@ -48,6 +48,19 @@ pub async fn record<B: Serialize, A: Serialize>(
     after: Option<&A>,
 ) -> anyhow::Result<()> {
     ds.upsert(&entry(who, action, target, before, after)?).await
+}
+
+/// Saves `after` (a channel, content, segment or user) and its audit entry (with `before`) in one commit.
+pub async fn save<T: Doc>(
+    ds: &Datastore,
+    who: &Identity,
+    action: &str,
+    target: &str,
+    before: Option<&T>,
+    after: &T,
+) -> anyhow::Result<()> {
+    ds.upsert_with(after, &entry(who, action, target, before, Some(after))?)
+        .await
 }
 
 /// Changes a stored campaign by `f` (a rule of [`Campaign`]) and records the change with before/after, in one

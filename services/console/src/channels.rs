@@ -131,14 +131,13 @@ pub async fn create(
         updated_at: Some(OffsetDateTime::now_utc()),
         updated_by: Some(who.email.clone()),
     };
-    app.ds().upsert(&channel).await?;
-    audit::record(
+    audit::save(
         app.ds(),
         &who,
         "channel.create",
         channel.id.as_str(),
         None::<&Channel>,
-        Some(&channel),
+        &channel,
     )
     .await?;
     Ok((StatusCode::CREATED, Json(channel)))
@@ -163,15 +162,6 @@ pub async fn update(
     after.name = name;
     after.updated_at = Some(OffsetDateTime::now_utc());
     after.updated_by = Some(who.email.clone());
-    app.ds().upsert(&after).await?;
-    audit::record(
-        app.ds(),
-        &who,
-        "channel.update",
-        &id,
-        Some(&before),
-        Some(&after),
-    )
-    .await?;
+    audit::save(app.ds(), &who, "channel.update", &id, Some(&before), &after).await?;
     Ok(Json(after))
 }

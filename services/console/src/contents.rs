@@ -252,14 +252,13 @@ pub async fn create(
         version: 1,
         updated_by: Some(who.email.clone()),
     };
-    app.ds().upsert(&content).await?;
-    audit::record(
+    audit::save(
         app.ds(),
         &who,
         "content.create",
         content.id.as_str(),
         None::<&Content>,
-        Some(&content),
+        &content,
     )
     .await?;
     Ok((StatusCode::CREATED, Json(view(content))))
@@ -305,16 +304,7 @@ pub async fn update(
         version: before.version + 1,
         updated_by: Some(who.email.clone()),
     };
-    app.ds().upsert(&after).await?;
-    audit::record(
-        app.ds(),
-        &who,
-        "content.update",
-        &id,
-        Some(&before),
-        Some(&after),
-    )
-    .await?;
+    audit::save(app.ds(), &who, "content.update", &id, Some(&before), &after).await?;
     Ok(Json(view(after)))
 }
 

@@ -363,14 +363,13 @@ pub async fn create(
         columns: fields.into_iter().map(|(n, _)| n).collect(),
         updated_by: Some(who.email.clone()),
     };
-    app.ds().upsert(&segment).await?;
-    audit::record(
+    audit::save(
         app.ds(),
         &who,
         "segment.create",
         segment.id.as_str(),
         None::<&Segment>,
-        Some(&segment),
+        &segment,
     )
     .await?;
     Ok((StatusCode::CREATED, Json(segment)))
@@ -409,16 +408,7 @@ pub async fn update(
         columns: fields.into_iter().map(|(n, _)| n).collect(),
         updated_by: Some(who.email.clone()),
     };
-    app.ds().upsert(&after).await?;
-    audit::record(
-        app.ds(),
-        &who,
-        "segment.update",
-        &id,
-        Some(&before),
-        Some(&after),
-    )
-    .await?;
+    audit::save(app.ds(), &who, "segment.update", &id, Some(&before), &after).await?;
     Ok(Json(after))
 }
 

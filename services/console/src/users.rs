@@ -140,14 +140,13 @@ pub async fn set_role(
         updated_at: OffsetDateTime::now_utc(),
         updated_by: who.email.clone(),
     };
-    app.ds().upsert(&user).await?;
-    audit::record(
+    audit::save(
         app.ds(),
         &who,
         "user.set_role",
         &email,
         before.as_ref(),
-        Some(&user),
+        &user,
     )
     .await?;
     Ok(Json(user))

@@ -223,6 +223,23 @@ impl Datastore {
         self.upsert_many(std::slice::from_ref(doc)).await
     }
 
+    /// Writes `doc` and inserts `also` (e.g. the audit entry of the change) in one commit: both or neither.
+    pub async fn upsert_with<T: Doc, E: Doc>(&self, doc: &T, also: &E) -> anyhow::Result<()> {
+        let mutations = vec![
+            ds::Mutation {
+                operation: Some(ds::mutation::Operation::Upsert(self.to_entity(doc)?)),
+                ..Default::default()
+            },
+            ds::Mutation {
+                operation: Some(ds::mutation::Operation::Insert(self.to_entity(also)?)),
+                ..Default::default()
+            },
+        ];
+        self.commit(mutations, None)
+            .await
+            .map_err(|s| anyhow!("Datastore upsert of {} with {}: {s}", T::KIND, E::KIND))
+    }
+
     /// Upserts in commits of at most 500 mutations (Datastore's limit). Not atomic across commits.
     pub async fn upsert_many<T: Doc>(&self, docs: &[T]) -> anyhow::Result<()> {
         for chunk in docs.chunks(500) {

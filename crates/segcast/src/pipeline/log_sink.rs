@@ -33,52 +33,47 @@ async fn pull_some(ctx: &Ctx, sub: &str) -> anyhow::Result<Vec<crate::gcp::pubsu
 /// Moves one insert's worth of rows. Returns how many messages it handled.
 pub async fn drain_once(ctx: &Ctx) -> anyhow::Result<usize> {
     let sub = ctx.settings.log_subscription();
-    let pulled = pull_some(ctx, &sub).await?;
-    if pulled.is_empty() {
-        return Ok(0);
-    }
-    let mut rows = Vec::with_capacity(pulled.len());
-    let mut acks = Vec::with_capacity(pulled.len());
-    for m in pulled {
-        match serde_json::from_slice::<DeliveryLogRow>(&m.data) {
-            Ok(row) => rows.push((row.log_id.clone(), serde_json::to_value(&row)?)),
-            Err(e) => {
-                // Not a log row: nothing can ever insert it. Say so loudly (with a prefix of it), then drop it.
-                let prefix = String::from_utf8_lossy(&m.data[..m.data.len().min(200)]).into_owned();
-                tracing::error!(error = %e, message = %prefix, "malformed delivery-log message dropped");
-            }
-        }
-        acks.push(m.ack_id);
-    }
-    ctx.gcp.bigquery.insert_all("delivery_logs", &rows).await?;
-    let n = acks.len();
-    ctx.gcp.pubsub.acknowledge(&sub, acks).await?;
-    Ok(n)
+    drain::<DeliveryLogRow>(ctx, &sub, "delivery_logs", |r| r.log_id.clone()).await
 }
 
 /// Moves one pull's worth of click rows (click topic -> `click_logs`, insertId = click_id; readers deduplicate
 /// by click_id). Returns how many messages it handled.
 pub async fn drain_clicks_once(ctx: &Ctx) -> anyhow::Result<usize> {
     let sub = ctx.settings.click_subscription();
-    let pulled = pull_some(ctx, &sub).await?;
+    drain::<ClickRow>(ctx, &sub, "click_logs", |r| r.click_id.clone()).await
+}
+
+/// One pull of `sub` into `table`, each row inserted with `insert_id` (its deduplication key), acknowledged only
+/// after the insert. A message that is not a row can never be inserted: it is logged loudly (with a prefix of
+/// it) and dropped.
+async fn drain<T>(
+    ctx: &Ctx,
+    sub: &str,
+    table: &str,
+    insert_id: impl Fn(&T) -> String,
+) -> anyhow::Result<usize>
+where
+    T: serde::de::DeserializeOwned + serde::Serialize,
+{
+    let pulled = pull_some(ctx, sub).await?;
     if pulled.is_empty() {
         return Ok(0);
     }
     let mut rows = Vec::with_capacity(pulled.len());
     let mut acks = Vec::with_capacity(pulled.len());
     for m in pulled {
-        match serde_json::from_slice::<ClickRow>(&m.data) {
-            Ok(row) => rows.push((row.click_id.clone(), serde_json::to_value(&row)?)),
+        match serde_json::from_slice::<T>(&m.data) {
+            Ok(row) => rows.push((insert_id(&row), serde_json::to_value(&row)?)),
             Err(e) => {
                 let prefix = String::from_utf8_lossy(&m.data[..m.data.len().min(200)]).into_owned();
-                tracing::error!(error = %e, message = %prefix, "malformed click-log message dropped");
+                tracing::error!(error = %e, message = %prefix, table, "malformed log message dropped");
             }
         }
         acks.push(m.ack_id);
     }
-    ctx.gcp.bigquery.insert_all("click_logs", &rows).await?;
+    ctx.gcp.bigquery.insert_all(table, &rows).await?;
     let n = acks.len();
-    ctx.gcp.pubsub.acknowledge(&sub, acks).await?;
+    ctx.gcp.pubsub.acknowledge(sub, acks).await?;
     Ok(n)
 }
 
