@@ -15,9 +15,7 @@ use axum::http::StatusCode;
 use axum::response::Json;
 use axum::routing::{get, post};
 use segcast::catalog::{Content, Segment};
-use segcast::domain::{
-    Approval, Campaign, CampaignCounts, CampaignId, CampaignStatus, NotAllowed, QuietHours, UserId,
-};
+use segcast::domain::{Approval, Campaign, CampaignStatus, NotAllowed, QuietHours, UserId};
 use segcast::pipeline::control::{self, TestSendResult};
 use serde::Deserialize;
 use time::OffsetDateTime;
@@ -508,31 +506,24 @@ pub async fn duplicate(
     who.require(Role::Editor, "duplicate campaigns")?;
     let original = get_campaign(&app, &id).await?;
     let now = app.ctx.clock.now();
-    let copy = Campaign {
-        id: CampaignId::generate(),
-        name: format!("Copy of {}", original.name)
-            .chars()
-            .take(100)
-            .collect(),
-        send_at: original.send_at.max(now),
-        status: CampaignStatus::Draft,
-        status_reason: None,
-        paused_from: None,
-        resumed_at: None,
-        round: 1,
-        lease: None,
-        counts: CampaignCounts::default(),
-        round_files: Vec::new(),
-        round_logged: 0,
-        round_progress_at: None,
-        next_check_at: None,
-        started_at: None,
-        completed_at: None,
-        updated_at: now,
-        created_by: Some(who.email.clone()),
-        approval: None,
-        ..original
-    };
+    let name = format!("Copy of {}", original.name)
+        .chars()
+        .take(100)
+        .collect();
+    // A new draft (nothing run, counted or approved) with the original's content, segment, channel and settings.
+    let mut copy = Campaign::draft(
+        name,
+        original.content_id.clone(),
+        original.segment_id.clone(),
+        original.channel_id.clone(),
+        original.send_at.max(now),
+        now,
+    );
+    copy.dry_run = original.dry_run;
+    copy.max_rounds = original.max_rounds;
+    copy.time_zone = original.time_zone.clone();
+    copy.quiet_hours = original.quiet_hours.clone();
+    copy.created_by = Some(who.email.clone());
     let from = serde_json::json!({"from": id});
     audit::create_campaign(app.ds(), &who, "campaign.duplicate", Some(&from), &copy).await?;
     Ok((StatusCode::CREATED, Json(copy)))
